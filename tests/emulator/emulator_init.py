@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python
 """Turn a plain container into an emulated Ascend NPU server, then run dockerd.
 
 TEST EQUIPMENT ONLY (PID 1 of the emulated host image). From the host profile

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python
 """Emulated ``npu-smi`` for npu.fleet test hosts.
 
 TEST EQUIPMENT ONLY: installed as /usr/local/bin/npu-smi inside the emulated

@@ -1,0 +1,59 @@
+# npu.fleet developer entry points. Everything runs from the repo's own venv
+# (.venv) and a local Docker engine; both are made on first use.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+VENV := $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+PYTHON ?= python3
+
+.PHONY: help venv docker images collection demo demo-down test lint sanity unit molecule changelog-lint clean
+
+help:
+	@echo "make demo       set up venv + Docker engine + emulated fleet, run deploy-models.yml against inventory/demo"
+	@echo "make demo-down  remove the demo fleet containers"
+	@echo "make test       ansible-lint, ansible-test sanity, pytest tests/unit, molecule test --all"
+
+$(VENV)/.installed: requirements-test.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements-test.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+docker:
+	@bash scripts/ensure-docker.sh
+
+images: docker
+	@bash scripts/build-images.sh
+
+collection:
+	@bash scripts/link-collection.sh
+
+demo: venv images collection
+	ansible-playbook -i inventory/demo tests/emulator/fleet.yml
+	ansible-playbook -i inventory/demo deploy-models.yml
+
+demo-down: venv collection
+	ansible-playbook -i inventory/demo tests/emulator/fleet.yml -e emulator_state=absent
+
+lint: venv collection
+	ansible-lint --profile production --offline
+
+sanity: venv
+	bash scripts/sanity.sh
+
+unit: venv
+	pytest tests/unit -q -p no:cacheprovider
+
+changelog-lint: venv
+	antsibull-changelog lint
+
+molecule: venv images collection
+	molecule test --all
+
+test: lint changelog-lint sanity unit molecule
+
+clean: demo-down
+	rm -rf $(VENV) .cache
