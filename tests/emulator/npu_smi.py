@@ -3,9 +3,13 @@
 
 TEST EQUIPMENT ONLY: installed as /usr/local/bin/npu-smi inside the emulated
 host image. It prints the layouts captured in ../shared/corpus/npu-smi (the
-910B / A3 96-column table, the 310P 106-column table, ``info -m``,
+910B / A3 98-column table, the 310P 106-column table, ``info -m``,
 ``info -l``, ``info -t memory|usages -i N``) from the host profile in
 /etc/npu-emulator/profile.yml, so that roles see real-format output.
+``info -t phyid-remap -p N`` follows the example of the npu-smi reference
+(no real capture exists); its error text for an unknown id is invented.
+tests/unit/plugins/module_utils/test__npu_smi.py parses every layout this
+prints with the collection's parser.
 """
 
 import os
@@ -39,10 +43,10 @@ def expand_chips(profile):
                 "phy_id": index,
                 "name": profile["chip_name"],
                 "health": "OK",
-                "power": "NA" if profile.get("power_na") else "%.1f" % (82.0 + (index * 3.7) % 19),
+                "power": _power(profile, chip_id, index),
                 "temp": 33 + (index * 5) % 9,
                 "aicore": 0,
-                "bus_id": profile["bus_ids"][npu_pos] if profile.get("bus_ids") else "0000:%02X:00.0" % (0xC1 + npu_pos),
+                "bus_id": _bus_id(profile, npu_pos, index),
                 "memory_mb": int(profile["memory_mb"]),
                 "used_mb": int(profile.get("idle_used_mb", 2654)),
                 "processes": [],
@@ -53,8 +57,24 @@ def expand_chips(profile):
     return chips
 
 
+def _bus_id(profile, npu_pos, index):
+    """Profile bus ids are per card (both 300I Duo chips share one); A3 dies each have their own."""
+    if profile.get("bus_ids"):
+        return profile["bus_ids"][npu_pos]
+    return "0000:%02X:00.0" % (0xC1 + (index if profile.get("layout") == "a3" else npu_pos))
+
+
+def _power(profile, chip_id, index):
+    """NA on 310P cards; "-" on the second die of an A3 NPU, as real A3 tables show."""
+    if profile.get("power_na"):
+        return "NA"
+    if profile.get("layout") == "a3" and chip_id > 0:
+        return "-"
+    return "%.1f" % (82.0 + (index * 3.7) % 19)
+
+
 def table_910b(profile, chips):
-    """96-column table of 910A/910B (Chip column) and A3 (Chip Phy-ID column)."""
+    """98-column table of 910A/910B (Chip column) and A3 (Chip Phy-ID column)."""
     a3 = profile.get("layout") == "a3"
     ver = str(profile["npu_smi_version"])
     full = "+" + "-" * 96 + "+"
@@ -122,22 +142,41 @@ def kv(key, value):
     return "        %-31s: %s" % (key, value)
 
 
+def _m_row(ids, name, pad):
+    """One info -m row: ids padded to 31, the name padded to 30 only on header/Mcu rows."""
+    return ("        " + "".join("%-31s" % value for value in ids) + (("%-30s" % name) if pad else name))
+
+
 def info_m(profile, chips):
-    out = ["        %-31s%-31s%-31s%-30s" % ("NPU ID", "Chip ID", "Chip Logic ID", "Chip Name")]
-    for chip in chips:
-        out.append("        %-31s%-31s%-31s%-30s" % (chip["npu_id"], chip["chip_id"], chip["logic_id"], "Ascend " + chip["name"]))
-        last_of_npu = chip is chips[-1] or chips[chips.index(chip) + 1]["npu_id"] != chip["npu_id"]
+    """info -m as on a 910B4 host (25.0.rc1.1); A3 adds the Chip Phy-ID column."""
+    a3 = profile.get("layout") == "a3"
+    labels = ["NPU ID", "Chip ID", "Chip Logic ID"] + (["Chip Phy-ID"] if a3 else [])
+    out = [_m_row(labels, "Chip Name", True)]
+    for pos, chip in enumerate(chips):
+        name = chip["name"] if chip["name"].startswith("Ascend") else "Ascend " + chip["name"]
+        ids = [chip["npu_id"], chip["chip_id"], chip["logic_id"]] + ([chip["phy_id"]] if a3 else [])
+        out.append(_m_row(ids, name, False))
+        last_of_npu = pos + 1 == len(chips) or chips[pos + 1]["npu_id"] != chip["npu_id"]
         if profile.get("mcu_rows", False) and last_of_npu:
-            out.append("        %-31s%-31s%-31s%-30s" % (chip["npu_id"], chip["chip_id"] + 1, "-", "Mcu"))
+            out.append(_m_row([chip["npu_id"], chip["chip_id"] + 1, "-"] + (["-"] if a3 else []), "Mcu", True))
     return out
 
 
 def info_l(profile, chips):
     npu_ids = list(dict.fromkeys(chip["npu_id"] for chip in chips))
-    out = [kv("Total Count", len(npu_ids)), ""]
+    out = [kv("Total Count", len(npu_ids))]
     for npu_id in npu_ids:
-        out += [kv("NPU ID", npu_id), kv("Chip Count", sum(1 for c in chips if c["npu_id"] == npu_id)), ""]
+        out += ["", kv("NPU ID", npu_id), kv("Chip Count", sum(1 for c in chips if c["npu_id"] == npu_id))]
     return out
+
+
+def phyid_remap(chips, phy_id):
+    """info -t phyid-remap -p N, in the shape of the npu-smi reference example."""
+    for chip in chips:
+        if str(chip["phy_id"]) == str(phy_id):
+            return [" %-28s:%s" % (key, chip[field]) for key, field in (
+                ("Chip Physical ID", "phy_id"), ("Chip Logic ID", "logic_id"), ("NPU ID", "npu_id"), ("Chip ID", "chip_id"))]
+    return None
 
 
 def info_type(profile, chips, kind, npu_id):
@@ -198,6 +237,11 @@ def main(argv):
             return 2
     elif len(args) == 4 and args[0] == "-i" and args[2] == "-t" and args[3] in ("memory", "usages"):
         return main(["info", "-t", args[3], "-i", args[1]])
+    elif len(args) == 4 and args[:3] == ["-t", "phyid-remap", "-p"]:
+        lines = phyid_remap(chips, args[3])
+        if lines is None:
+            sys.stdout.write("Invalid phy id.\nError parameter of -p\n" + USAGE + "\n")
+            return 2
     else:
         return fail("Error parameter of info.")
     sys.stdout.write("\n".join(lines) + "\n")
