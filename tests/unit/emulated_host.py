@@ -81,5 +81,3 @@ def run(capsys, args):
 def profile_named(name):
     with open(os.path.join(EMULATOR_DIR, "profiles", name + ".yml"), encoding="utf-8") as handle:
         return yaml.safe_load(handle)
-
-
