@@ -185,7 +185,8 @@ class ActionModule(ActionBase):
             planned = plan(hosts, plain(args["models"]), current=plain(args["current"]),
                            image_selector=make_image_selector(plain(args["image_selector"]),
                                                               image_selections(hostvars, [str(n) for n in names])),
-                           share_cap=args["share_chip_limit"], default_port_range=args["port_range"])
+                           share_cap=args["share_chip_limit"], default_port_range=args["port_range"],
+                           known_hosts=sorted(str(name) for name in (task_vars.get("groups") or {}).get("all", [])))
         except PlacementError as exc:
             result.update(failed=True, msg=str(exc))
             return result

@@ -1260,6 +1260,9 @@ def _no_host_reason(planner: _Planner, model: _Model) -> str:
     if not ok_hosts:
         return "no host passed preflight"
     if model.hosts is not None and not [host for host in ok_hosts if host.name in model.hosts]:
+        absent = [name for name in model.hosts if name not in planner.hosts]
+        if len(absent) == len(model.hosts):
+            return "none of its hosts (%s) is planned in this run (--limit?)" % ", ".join(model.hosts)
         return "none of its hosts (%s) passed preflight" % ", ".join(model.hosts)
     if model.labels and not [host for host in ok_hosts if planner.labels_match(model, host)]:
         return "no host passing preflight has the labels %s" % ", ".join(
@@ -1466,7 +1469,8 @@ def _summary(planner: _Planner) -> Dict[str, Any]:
 def plan(hosts: Any, models: Any, current: Any = None,
          image_selector: Optional[Callable[[Dict[str, Any], str], Optional[Dict[str, Any]]]] = None,
          share_cap: float = SHARE_CAP, default_port_range: Any = DEFAULT_PORT_RANGE,
-         profile_loader: Callable[[str], Dict[str, Any]] = profile_model) -> Dict[str, Any]:
+         profile_loader: Callable[[str], Dict[str, Any]] = profile_model,
+         known_hosts: Optional[List[str]] = None) -> Dict[str, Any]:
     """Plan every replica of ``models`` on ``hosts``, keeping what runs (``current``) where it still fits.
 
     ``hosts``: host name -> {chips (npu_facts), labels, port_range,
@@ -1475,8 +1479,10 @@ def plan(hosts: Any, models: Any, current: Any = None,
     of catalogue entries (MODEL_FIELDS). ``current``: running placements
     (model, replica, host, devices, port, optional pids/settings).
     ``image_selector(model_entry, host)`` may return {backend, image} per
-    placement (the seam for image selection). Same inputs, same plan.
-    Raises PlacementError for invalid input.
+    placement (the seam for image selection). ``known_hosts``: every host
+    of the inventory; a ``hosts`` constraint may name one of them that this
+    run does not plan (``--limit``) without being an input error.
+    Same inputs, same plan. Raises PlacementError for invalid input.
     """
     if isinstance(share_cap, bool) or not isinstance(share_cap, (int, float)) or not 0 < share_cap <= 1:
         raise PlacementError("share_chip_limit must be in (0, 1], got %r" % (share_cap,))
@@ -1484,7 +1490,7 @@ def plan(hosts: Any, models: Any, current: Any = None,
     catalogue = _validate_models(models, profile_loader)
     running = _validate_current(current)
     fleet = _validate_hosts(hosts, running, default_range)
-    _check_references(catalogue, fleet)
+    _check_references(catalogue, fleet, known_hosts or [])
     planner = _Planner(catalogue, fleet, share_cap, image_selector)
     for model in catalogue:
         planner.fit(model, 65536, 1, model.util_milli or int(DEFAULT_UTILIZATION * 1000), "910b")  # profile sanity
@@ -1512,11 +1518,11 @@ def plan(hosts: Any, models: Any, current: Any = None,
     }
 
 
-def _check_references(catalogue: List[_Model], fleet: Dict[str, _Host]) -> None:
+def _check_references(catalogue: List[_Model], fleet: Dict[str, _Host], known_hosts: List[str]) -> None:
     """Constraints naming hosts or ports that cannot exist are input errors, not unplaced replicas."""
     for model in catalogue:
         if model.hosts is not None:
-            unknown = [name for name in model.hosts if name not in fleet]
+            unknown = [name for name in model.hosts if name not in fleet and name not in known_hosts]
             if unknown:
                 raise PlacementError("%s: hosts names %s, not in the fleet (%s); fix the name or add the host to the "
                                      "inventory" % (model.where(), ", ".join(unknown), ", ".join(sorted(fleet)) or "empty"))

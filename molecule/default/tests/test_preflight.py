@@ -79,7 +79,8 @@ def test_strict_preflight_stops_only_hosts_with_errors(host, profile_name):
     run = subprocess.run(
         ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
          os.path.join(os.environ["MOLECULE_SCENARIO_DIRECTORY"], "converge.yml"),
-         "--limit", name, "--tags", "preflight_discover,preflight_judge", "-e", "preflight_strict=true", "-e", "preflight_report_dir=", "-e", "fleet_plan_output="],
+         "--limit", name, "--tags", "preflight_discover,preflight_judge",
+         "-e", "preflight_strict=true", "-e", "preflight_report_dir=", "-e", "fleet_plan_output="],
         capture_output=True, text=True, check=False,
         env=dict(os.environ, ANSIBLE_CALLBACK_RESULT_FORMAT="json", ANSIBLE_NOCOLOR="1"))
     expected = EXPECTED[profile_name]

@@ -612,6 +612,14 @@ def test_invalid_model_entries_name_model_and_field(qwen8, entry, message):
     assert str(error.value).startswith(message)
 
 
+def test_a_host_outside_this_run_is_not_an_input_error(qwen8):
+    """With --limit, a constraint may name an inventory host that this run does not plan."""
+    result = plan({"n1": a2_host()}, [model("q8", qwen8, hosts=["n2"])], known_hosts=["n1", "n2"])
+    assert result["placements"] == []
+    assert [(item["model"], item["replica"]) for item in result["unplaced"]] == [("q8", 0)]
+    assert result["unplaced"][0]["reason"] == "none of its hosts (n2) is planned in this run (--limit?)"
+
+
 def test_duplicate_names_and_missing_profile_are_refused(qwen8):
     with pytest.raises(PlacementError, match=r"models\[0\] and models\[1\] are both named 'q8'; model names must be unique"):
         plan({"n1": a2_host()}, [model("q8", qwen8), model("q8", qwen8)])
