@@ -173,6 +173,19 @@ def _runtime_problems(runtime, require_ascend_runtime):
     return []
 
 
+def _docker_problem(docker_error):
+    """community.docker needs Python `requests` on the host; say so rather than 'Docker is down'."""
+    text = str(docker_error)
+    if "requests" in text and ("import" in text or "Python library" in text):
+        return _problem(
+            "DOCKER_PYTHON_REQUESTS_MISSING", ERROR,
+            "community.docker cannot talk to the Docker engine: Python `requests` is missing on the host (%s)" % text,
+            "install python3-requests (apt/dnf) for the interpreter Ansible uses on the host")
+    return _problem(
+        "DOCKER_UNAVAILABLE", ERROR, "the Docker engine did not answer: %s" % text,
+        "install and start Docker on the host (systemctl enable --now docker)")
+
+
 def _chip_line(chip, usable):
     """One line per chip for humans: device, name, health, memory, verdict."""
     return "%-14s %-9s %-8s %s %s/%s MB  %s" % (
@@ -204,9 +217,7 @@ def evaluate_host(npu=None, npu_error=None, docker_error=None, require_ascend_ru
         problems.extend(_path_problems(npu.get("driver_mounts") or {}, npu.get("fwkacllib_path")))
         problems.extend(_runtime_problems(npu.get("docker_runtime"), require_ascend_runtime))
     if docker_error:
-        problems.append(_problem(
-            "DOCKER_UNAVAILABLE", ERROR, "the Docker engine did not answer: %s" % docker_error,
-            "install and start Docker on the host (systemctl enable --now docker)"))
+        problems.append(_docker_problem(docker_error))
     managed = set(managed_pids)
     problems.extend(_chip_problems(chips, managed))
     reserved = set(reserved_devices)

@@ -146,3 +146,12 @@ def test_newer_nnal_than_cann_is_named_so(tmp_path, monkeypatch, capsys):
     npu["nnal_version"] = "9.1.0"
     problem = evaluate_host(npu)["problems"][0]
     assert problem["message"].startswith("NNAL 9.1.0 is newer than CANN 8.5.0")
+
+
+def test_missing_requests_on_the_host_is_named_as_such():
+    # The message community.docker's modules fail with when `requests` cannot be imported.
+    verdict = evaluate_host(None, npu_error="not run", docker_error=(
+        "Failed to import the required Python library (requests) on npu-a2-01's Python /usr/bin/python3. "
+        "Please read the module documentation and install it in the appropriate location."))
+    assert "DOCKER_PYTHON_REQUESTS_MISSING" in verdict["error_codes"]
+    assert "DOCKER_UNAVAILABLE" not in verdict["error_codes"]
