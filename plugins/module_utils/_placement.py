@@ -21,10 +21,13 @@ The algorithm and its guarantees are described in docs/placement.md:
 2. keep every ``current`` replica that is still valid on its host, chips and
    port (sticky plan);
 3. place the other replicas, most constrained and largest first, by best fit
-   over hosts grouped by an order-free signature of their free chips;
+   over hosts grouped by an order-free signature of their free chips; while
+   replicas needing a whole interconnect group (8 chips) are still to come,
+   the ones before them keep such groups whole where they can;
 4. repair, bounded: evict replicas of this run out of the way of a left-over
-   one and re-place them; replay with the models left over first, keeping the
-   round that placed most. Kept replicas never move.
+   one and re-place them; replay without that reservation, then with the
+   models left over first, keeping the round that placed most. Kept replicas
+   never move.
 """
 
 from __future__ import annotations
@@ -68,6 +71,10 @@ SLICE_MIN_MILLI = 100
 MAX_REPAIR_ROUNDS = 4
 # Eviction repair: hosts tried per left-over replica.
 REPAIR_HOSTS = 16
+# A replica whose cheapest option takes at least this many chips needs a whole interconnect group (a whole
+# 910B host, half an A3 supernode): while some are still to be placed, smaller replicas avoid breaking up
+# the last such group of a host (see _Planner.spoils).
+WHOLE_GROUP_CHIPS = 8
 # kv_fit cannot budget a chip not larger than the runtime's own reserve (3 GiB).
 MIN_CHIP_MB = 3 * 1024 + 1
 
@@ -568,6 +575,12 @@ class _Planner:
         self.placed = {}  # type: Dict[Tuple[str, int], Dict[str, Any]]
         self.fewest = {}  # type: Dict[Tuple[Any, ...], int]
         self.previous_ports = {}  # type: Dict[Tuple[str, int], int]
+        self.demands = {}  # type: Dict[str, Tuple[int, int, int]]
+        # whole-group models with replicas still to come in the current greedy pass (see spoils)
+        self.reserve = ()  # type: Tuple[_Model, ...]
+        self.reserve_key = ()  # type: Tuple[str, ...]
+        self.whole = set()  # type: Set[str]
+        self.reserving = True  # False in the replay round without reservations
 
     # ---- memory fit (pure, cached per model, chip memory, TP, slice and 310P halving)
 
@@ -693,13 +706,60 @@ class _Planner:
         return best
 
     def evaluate(self, key: Tuple[Any, ...], model: _Model) -> Optional[Tuple[Any, ...]]:
-        """Score of a bucket for a model, computed once on its first host (all are alike)."""
-        cache_key = (key[0], model.name)
+        """Score of a bucket for a model, computed once on its first host (all are alike).
+
+        The option's quality (whether the wish is met, else the context reached),
+        whether the replica would break up room a reserved whole-group replica
+        needs (see spoils), then the chips taken and the packing.
+        """
+        cache_key = (key[0], model.name, self.reserve_key, model.name in self.whole)
         if cache_key not in self.evals:
             host = self.hosts[self.buckets[key][0]]
             found = self.best_on_host(host, model)
-            self.evals[cache_key] = None if found is None else found[0]
+            if found is None:
+                self.evals[cache_key] = None
+            else:
+                score = found[0]
+                cut = 1 if score[0] == 0 else 2  # after the wish met (else the context reached), before chips taken
+                if model.name in self.whole:
+                    room = self.fillable(host, model)
+                else:
+                    room = self.spoils(host, model, found[1], found[2])
+                self.evals[cache_key] = score[:cut] + (room,) + score[cut:]
         return self.evals[cache_key]
+
+    def fillable(self, host: _Host, model: _Model) -> int:
+        """For a spread whole-group model: 0 when the other models, one replica each (spread), cannot fill the
+        host's free chips, so a host like this is left partly empty unless this model takes it; else 1."""
+        if not model.spread:
+            return 1
+        room = 0
+        for other in self.catalogue:
+            if other is model or not other.replicas or not self.eligible(other, host):
+                continue
+            if not other.spread:
+                return 1
+            room += _fewest_chips(self, other, host)
+        return 0 if room < host.free_count() else 1
+
+    def spoils(self, host: _Host, model: _Model, chips: List[_Chip], option: _Option) -> int:
+        """1 when taking these chips leaves the host unable to take a replica of a reserved whole-group model
+        it could take now (ports and spread aside), else 0."""
+        reserved = [big for big in self.reserve if big is not model and self.labels_match(big, host)]
+        if not reserved or not any(self.best_on_host(host, big) is not None for big in reserved):
+            return 0
+        for chip in chips:
+            if model.share:
+                chip.share_used += option.util_milli
+            else:
+                chip.owner = ("_what_if", 0)
+        still = any(self.best_on_host(host, big) is not None for big in reserved)
+        for chip in chips:
+            if model.share:
+                chip.share_used -= option.util_milli
+            else:
+                chip.owner = None
+        return 0 if still else 1
 
     def accepts(self, host: _Host, model: _Model, replica: int) -> Optional[int]:
         """Port for this replica if the host takes it (name filter, spread, free port), else None."""
@@ -988,12 +1048,19 @@ def _demand(planner: _Planner, model: _Model) -> Tuple[int, int, int]:
     return (covered * 1000 // usable if usable else 0), chips, memory
 
 
+def _demand_of(planner: _Planner, name: str) -> Tuple[int, int, int]:
+    """_demand, cached for the run (it depends on nothing placing changes)."""
+    if name not in planner.demands:
+        planner.demands[name] = _demand(planner, planner.models[name])
+    return planner.demands[name]
+
+
 def _order(planner: _Planner, pending: List[Tuple[str, int]], size_first: bool = False) -> List[Tuple[str, int]]:
     """Most constrained models first (the smallest share of the fleet they can use), then decreasing
     demand: more chips, then larger chips. ``size_first`` puts chips before the share (second round)."""
     demand = {}  # type: Dict[str, Tuple[int, int, int]]
     for name in sorted(set(key[0] for key in pending)):
-        demand[name] = _demand(planner, planner.models[name])
+        demand[name] = _demand_of(planner, name)
     if size_first:
         return sorted(pending, key=lambda key: (-demand[key[0]][1], demand[key[0]][0], -demand[key[0]][2], key))
     return sorted(pending, key=lambda key: (demand[key[0]][0], -demand[key[0]][1], -demand[key[0]][2], key))
@@ -1037,11 +1104,24 @@ def _place_one(planner: _Planner, model: _Model, replica: int) -> bool:
 
 
 def _greedy(planner: _Planner, order: List[Tuple[str, int]]) -> List[Tuple[str, int]]:
-    """Place in order; return the replicas left over."""
+    """Place in order; return the replicas left over.
+
+    While replicas of a whole-group model (WHOLE_GROUP_CHIPS or more chips)
+    are still to come, the ones placed before them prefer hosts where they do
+    not break up the room such a replica needs (planner.reserve).
+    """
+    last = dict((key[0], index) for index, key in enumerate(order))
+    big = [planner.models[name] for name in sorted(last)
+           if planner.reserving and _demand_of(planner, name)[1] >= WHOLE_GROUP_CHIPS]
+    planner.whole = set(model.name for model in big)
     left = []
-    for key in order:
+    for index, key in enumerate(order):
+        reserve = tuple(model for model in big if last[model.name] > index and model.name != key[0])
+        if reserve != planner.reserve:
+            planner.reserve, planner.reserve_key = reserve, tuple(model.name for model in reserve)
         if not _place_one(planner, planner.models[key[0]], key[1]):
             left.append(key)
+    planner.reserve, planner.reserve_key = (), ()
     return left
 
 
@@ -1066,7 +1146,10 @@ def _place_with_repair(planner: _Planner, pending: List[Tuple[str, int]]) -> Lis
         if not left or stale >= 2 or round_number == MAX_REPAIR_ROUNDS:
             break
         _release_all(planner, order)
-        if round_number == 0:
+        if round_number == 0 and planner.whole:
+            planner.reserving = False  # the same order without reserving room for whole-group replicas
+        elif round_number == 0 or not planner.reserving:
+            planner.reserving = True
             order = _order(planner, pending, size_first=True)
         else:
             promoted = set(key[0] for key in left)  # whole models: their placed replicas too

@@ -542,6 +542,34 @@ def test_kept_replicas_are_never_evicted(llama, moe):
         ("moe", "needs 2 chips of >= 64 GiB on one host in one interconnect group; largest free group is 0")]
 
 
+def test_whole_host_spread_replicas_keep_the_room_they_need(monkeypatch, tmp_path_factory, qwen8, llama, qwen4, moe):
+    # A complete packing (39 usable chips, 39 taken) cut as the benchmark cuts it, spread on every model:
+    # a3 = TP8 + llama + moe + q8 + q25 + mixtral (2 dies each), b-32 (davinci7 reserved) = small + q8 + q25
+    # + mixtral TP4, c-64 = llama + moe + small + q8 + q25 + mixtral TP2, d-32 = the other TP8.
+    mistral = _profile_with_weights(tmp_path_factory, "mistralai__Mistral-7B-Instruct-v0.3", 14496047104)
+    qwen25 = _profile_with_weights(tmp_path_factory, "Qwen__Qwen2.5-7B-Instruct", 15231233024)
+    mixtral = profile_model(fixture_dir("mistralai__Mixtral-8x7B-v0.1"))
+    hosts = {"a3": a3_host(modules=8), "b-32": a2_host(reserved_devices=["/dev/davinci7"]),
+             "c-64": a2_host(memory=GIB_64, name="910B3"), "d-32": a2_host()}
+    catalogue = [model("tp8", mistral, tensor_parallel_size=8, max_model_len=32768, replicas=2),
+                 model("llama", llama, tensor_parallel_size=1, max_model_len=131072, min_model_len=131072, replicas=2),
+                 model("moe", moe, tensor_parallel_size=2, max_model_len=32768, replicas=2),
+                 model("small", qwen4, share_chip=True, gpu_memory_utilization=0.45, max_model_len=8192, replicas=2),
+                 model("q8", qwen8, replicas=3), model("q25", qwen25, max_model_len=32768, replicas=3),
+                 model("mixtral", mixtral, max_model_len=32768, replicas=2)]
+    with monkeypatch.context() as patched:  # without reserving whole groups (the planner before): a TP8 is left
+        patched.setattr(placement, "WHOLE_GROUP_CHIPS", 99)
+        assert [(u["model"], u["replica"]) for u in plan(hosts, catalogue)["unplaced"]] == [("tp8", 1)]
+    result = plan(hosts, catalogue)
+    assert result["unplaced"] == []
+    assert sorted(spot[0] for key, spot in where(result).items() if key[0] == "tp8") == ["a3", "d-32"]
+    assert result["summary"]["totals"]["chips_free"] == 0
+    for name in hosts:  # spread: one replica of a model per host
+        models = [p["model"] for p in result["placements"] if p["host"] == name]
+        assert len(models) == len(set(models))
+    assert json.dumps(plan(hosts, list(reversed(catalogue))), sort_keys=True) == json.dumps(result, sort_keys=True)
+
+
 def test_spread_puts_replicas_on_distinct_hosts(qwen8):
     result = plan({"n1": a2_host(), "n2": a2_host()}, [model("q8", qwen8, replicas=3)])
     assert sorted(p["host"] for p in result["placements"]) == ["n1", "n2"]
