@@ -26,7 +26,6 @@ Run from the repository root:
 """
 
 import argparse
-import hashlib
 import os
 import random
 import sys
@@ -38,18 +37,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _import_collection():
-    """Make the tree importable as ansible_collections.npu.fleet (as tests/unit/conftest.py does:
-    one link per checkout, re-pointed if another checkout left it elsewhere)."""
-    digest = hashlib.sha1(ROOT.encode("utf-8")).hexdigest()[:10]
-    base = os.path.join(tempfile.gettempdir(), "npu-fleet-bench-collections-" + digest)
-    link_dir = os.path.join(base, "ansible_collections", "npu")
-    os.makedirs(link_dir, exist_ok=True)
-    link = os.path.join(link_dir, "fleet")
-    if not os.path.islink(link) or os.path.realpath(link) != ROOT:
-        if os.path.islink(link):
-            os.unlink(link)
-        os.symlink(ROOT, link)
-    sys.path.insert(0, base)
+    """Make the tree importable as ansible_collections.npu.fleet (scripts/collection_link.py)."""
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    from collection_link import link_collection  # pylint: disable=import-outside-toplevel
+    link_collection(ROOT)
     sys.path.insert(0, os.path.join(ROOT, "tests", "unit"))
 
 

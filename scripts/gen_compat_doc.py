@@ -14,7 +14,6 @@ fails when the committed file differs from what this script writes.
 import argparse
 import os
 import sys
-import tempfile
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 DOC = os.path.join(ROOT, "docs", "compatibility.md")
@@ -22,20 +21,10 @@ COMMAND = "python scripts/gen_compat_doc.py"
 
 
 def compat_module():
-    """Import _compat_data under its FQCN, linking the tree as ansible_collections/npu/fleet if needed."""
-    try:
-        from ansible_collections.npu.fleet.plugins.module_utils import _compat_data  # pylint: disable=import-outside-toplevel
-        return _compat_data
-    except ImportError:
-        pass
-    link_dir = os.path.join(tempfile.gettempdir(), "npu-fleet-doc-collections", "ansible_collections", "npu")
-    os.makedirs(link_dir, exist_ok=True)
-    link = os.path.join(link_dir, "fleet")
-    if not os.path.islink(link) or os.path.realpath(link) != ROOT:
-        if os.path.islink(link):
-            os.unlink(link)
-        os.symlink(ROOT, link)
-    sys.path.insert(0, os.path.dirname(os.path.dirname(link_dir)))
+    """Import _compat_data under its FQCN, linking the tree as ansible_collections/npu/fleet."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from collection_link import link_collection  # pylint: disable=import-outside-toplevel
+    link_collection(ROOT)
     from ansible_collections.npu.fleet.plugins.module_utils import _compat_data  # pylint: disable=import-outside-toplevel
     return _compat_data
 

@@ -17,7 +17,7 @@ import pytest
 from ansible_collections.npu.fleet.plugins.action import fleet_plan as action
 from ansible_collections.npu.fleet.plugins.module_utils._model_profile import profile_model
 from ansible_collections.npu.fleet.plugins.module_utils._placement import PlacementError
-from conftest import REPO_ROOT, _collection_root
+from conftest import COLLECTIONS_PATH, REPO_ROOT
 from model_checkpoints import fixture_dir
 
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
@@ -170,7 +170,7 @@ def run_playbook(tmp_path, catalogue, running=None, extra_host_vars=None):
     (tmp_path / "inventory.json").write_text(json.dumps(inventory))
     (tmp_path / "extra.json").write_text(json.dumps(extra))
     (tmp_path / "play.yml").write_text(PLAYBOOK)
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=_collection_root(), ANSIBLE_HOME=str(tmp_path / "home"),
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH, ANSIBLE_HOME=str(tmp_path / "home"),
                ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0",
                ANSIBLE_STDOUT_CALLBACK="default")
     env.pop("ANSIBLE_CONFIG", None)
@@ -206,7 +206,7 @@ def test_plugin_turns_bad_input_into_a_failed_task(tmp_path):
 
 
 def test_plan_models_playbooks_pass_syntax_check(tmp_path):
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=_collection_root(), ANSIBLE_HOME=str(tmp_path / "home"),
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH, ANSIBLE_HOME=str(tmp_path / "home"),
                ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"))
     env.pop("ANSIBLE_CONFIG", None)
     (tmp_path / "inventory.ini").write_text("[npu_hosts]\nn1\n")
@@ -221,7 +221,7 @@ def test_module_fails_without_the_action_plugin(tmp_path):
     args = tmp_path / "args.json"
     args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"models": []}}))
     module = os.path.join(REPO_ROOT, "plugins", "modules", "fleet_plan.py")
-    env = dict(os.environ, PYTHONPATH=_collection_root())
+    env = dict(os.environ, PYTHONPATH=COLLECTIONS_PATH)
     proc = subprocess.run([sys.executable, module, str(args)], env=env, capture_output=True, text=True, check=False,
                           timeout=60)
     assert proc.returncode == 1
