@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 BASE=npu-fleet/debian-base:bookworm
 if ! docker image inspect "$BASE" >/dev/null 2>&1; then
-  command -v debootstrap >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+  command -v debootstrap >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
   rootfs=$(mktemp -d /tmp/npu-fleet-rootfs.XXXXXX)
   echo "==> debootstrap bookworm -> $BASE"
   debootstrap --variant=minbase --include=python3 bookworm "$rootfs" http://deb.debian.org/debian >/tmp/npu-fleet-debootstrap.log 2>&1 \

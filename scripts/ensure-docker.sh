@@ -10,9 +10,6 @@ if ! command -v dockerd >/dev/null 2>&1; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
 fi
-if ! command -v debootstrap >/dev/null 2>&1; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
-fi
 echo "==> starting dockerd"
 setsid dockerd >/var/log/dockerd.log 2>&1 < /dev/null &
 for _ in $(seq 1 60); do
