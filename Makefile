@@ -6,6 +6,9 @@ VENV := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTHON ?= python3
+# Machines here keep a CPU build of torch in /opt/wheels; without it pip would
+# fetch PyPI's CUDA build (several GB) for the Transformers server tests.
+LOCAL_WHEELS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 
 .PHONY: help venv docker images collection demo demo-down test lint sanity unit molecule changelog-lint clean
 
@@ -17,7 +20,7 @@ help:
 $(VENV)/.installed: requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -r requirements-test.txt
+	$(VENV)/bin/pip install -q $(LOCAL_WHEELS) -r requirements-test.txt
 	touch $@
 
 venv: $(VENV)/.installed

@@ -13,3 +13,20 @@ sys.path.insert(0, os.path.join(REPO_ROOT, "scripts"))
 from collection_link import link_collection  # noqa: E402  pylint: disable=wrong-import-position
 
 COLLECTIONS_PATH = link_collection(REPO_ROOT)
+
+
+def _import_torch_before_ansible():
+    """torch._dynamo refuses to load once ansible-core has replaced ``sys.intern``.
+
+    At import, dynamo registers a polyfill for ``sys.intern`` and fails with
+    "substitute_in_graph expects a function" when it finds ansible-core's
+    patch object there instead. The Transformers server tests load models in
+    this interpreter after plugin tests imported ansible, so torch goes first.
+    """
+    try:
+        import torch._dynamo  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+    except ImportError:
+        pass
+
+
+_import_torch_before_ansible()

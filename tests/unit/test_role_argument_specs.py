@@ -14,7 +14,7 @@ import yaml
 from conftest import REPO_ROOT
 
 ROLES_DIR = os.path.join(REPO_ROOT, "roles")
-ROLES = sorted(name for name in os.listdir(ROLES_DIR) if os.path.isdir(os.path.join(ROLES_DIR, name)))
+ROLES = sorted(name for name in os.listdir(ROLES_DIR) if os.path.isfile(os.path.join(ROLES_DIR, name, "tasks", "main.yml")))
 
 
 def load(role, *parts):
