@@ -15,7 +15,7 @@ LOCAL_WHEELS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 help:
 	@echo "make demo       set up venv + Docker engine + emulated fleet, run deploy-models.yml against inventory/demo"
 	@echo "make demo-down  remove the demo fleet containers"
-	@echo "make test       ansible-lint, ansible-test sanity, pytest tests/unit, molecule test --all"
+	@echo "make test       ansible-lint, ansible-test sanity, pytest tests/unit tests/standin_vllm, molecule test --all"
 
 $(VENV)/.installed: requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,14 +28,16 @@ venv: $(VENV)/.installed
 docker:
 	@bash scripts/ensure-docker.sh
 
-images: docker
+images: docker venv
 	@bash scripts/build-images.sh
+	@bash scripts/build-serving-images.sh
 
 collection:
 	@bash scripts/link-collection.sh
 
 demo: venv images collection
 	ansible-playbook -i inventory/demo tests/emulator/fleet.yml
+	ansible-playbook -i inventory/demo tests/emulator/serving_prereqs.yml
 	ansible-playbook -i inventory/demo deploy-models.yml
 
 demo-down: venv collection
@@ -48,7 +50,7 @@ sanity: venv
 	bash scripts/sanity.sh
 
 unit: venv
-	pytest tests/unit -q -p no:cacheprovider
+	pytest tests/unit tests/standin_vllm -q -p no:cacheprovider
 
 changelog-lint: venv
 	antsibull-changelog lint

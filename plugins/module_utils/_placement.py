@@ -84,7 +84,8 @@ HEALTH_USABLE = ("OK", "Warning")  # as _preflight.py: "Warning" leaves a chip u
 FAMILIES = ("910b", "910a", "a3", "310p", "other")
 
 MODEL_FIELDS = ("name", "profile", "path", "replicas", "tensor_parallel_size", "max_model_len", "min_model_len",
-                "gpu_memory_utilization", "backend", "image", "hosts", "labels", "spread", "port", "share_chip")
+                "gpu_memory_utilization", "backend", "image", "hosts", "labels", "spread", "port", "share_chip",
+                "host_path", "serve")  # the last two are read by the serve role, not the planner
 HOST_FIELDS = ("chips", "labels", "port_range", "reserved_devices", "used_ports", "preflight_ok", "excluded_devices",
                "problems", "family", "npu_smi_layout", "interconnect_groups", "notes")
 CURRENT_REQUIRED = ("model", "replica", "host", "devices", "port")

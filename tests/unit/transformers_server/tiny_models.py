@@ -177,3 +177,30 @@ def build_random_model(path: str, hidden_size: int, layers: int, heads: int = 8,
         model.lm_head.weight[_special_ids(tokenizer)] = 0.0
     model.save_pretrained(path)
     return path
+
+
+def build_mtp_model(path: str, seed: int = 0):
+    """A tiny random Qwen3 whose checkpoint also carries an MTP layer at ``layers.<num_hidden_layers>``.
+
+    The shape of the GLM-OCR / DeepSeek-V3 trap: vLLM's loader fails on the
+    extra layer, so npu.fleet must choose the Transformers backend; Transformers
+    loads the model and ignores the unexpected weights.
+    """
+    import json
+    import os
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    build_random_model(path, hidden_size=64, layers=2, heads=4, kv_heads=2, seed=seed, byte_level=False)
+    weights_path = os.path.join(path, "model.safetensors")
+    weights = load_file(weights_path)
+    with open(os.path.join(path, "config.json"), encoding="utf-8") as handle:
+        layers = json.load(handle)["num_hidden_layers"]
+    torch.manual_seed(seed + 1)
+    hidden = weights["model.norm.weight"].shape[0]
+    weights["model.layers.%d.eh_proj.weight" % layers] = torch.randn(hidden, 2 * hidden)
+    weights["model.layers.%d.enorm.weight" % layers] = torch.ones(hidden)
+    weights["model.layers.%d.hnorm.weight" % layers] = torch.ones(hidden)
+    save_file(weights, weights_path, metadata={"format": "pt"})
+    return path

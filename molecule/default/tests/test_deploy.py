@@ -1,0 +1,127 @@
+"""deploy-models.yml on one emulated 8 x 910B4 host: the containers are exactly what the plan says, both stream.
+
+Reads the plan and the report converge wrote on the controller, inspects the
+containers inside the emulated host's own Docker engine, and streams a chat
+completion from each replica through its published port, as a client would.
+"""
+
+import json
+import os
+import subprocess
+
+import pytest
+import requests
+
+API_KEY = "molecule-test-key"
+MANAGER_NODES = {"/dev/davinci_manager", "/dev/devmm_svm", "/dev/hisi_hdc"}
+
+
+def ephemeral(*parts):
+    return os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], *parts)
+
+
+@pytest.fixture(name="plan", scope="module")
+def fixture_plan():
+    with open(ephemeral("plan.json"), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+@pytest.fixture(name="report", scope="module")
+def fixture_report():
+    with open(ephemeral("report", "report.json"), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+@pytest.fixture(name="placements", scope="module")
+def fixture_placements(plan):
+    return dict((item["model"], item) for item in plan["placements"])
+
+
+def inspect(host, name):
+    return json.loads(host.check_output("docker inspect %s" % name))[0]
+
+
+def host_address(host):
+    name = host.backend.get_hostname()
+    return subprocess.check_output(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name],
+                                   text=True).strip()
+
+
+def test_one_vllm_and_one_transformers_replica_are_planned(placements):
+    assert set(placements) == {"qwen3-8b", "tiny-mtp"}
+    assert placements["qwen3-8b"]["backend"] == "vllm"
+    assert placements["qwen3-8b"]["image"].startswith("quay.io/ascend/vllm-ascend:")
+    assert placements["tiny-mtp"]["backend"] == "transformers"
+
+
+@pytest.mark.parametrize("model", ["qwen3-8b", "tiny-mtp"])
+def test_container_has_exactly_the_planned_devices_env_mounts_port_and_labels(host, placements, model):
+    placed = placements[model]
+    container = inspect(host, "npu-fleet-%s-0" % model)
+    host_config = container["HostConfig"]
+    devices = {item["PathOnHost"] for item in host_config["Devices"]}
+    assert devices == set(placed["devices"]) | MANAGER_NODES
+    env = dict(item.split("=", 1) for item in container["Config"]["Env"])
+    assert env["ASCEND_RT_VISIBLE_DEVICES"] == ",".join(str(index) for index in range(len(placed["devices"])))
+    assert host_config["NetworkMode"] == "bridge"
+    bindings = host_config["PortBindings"]["8000/tcp"]
+    assert [(item["HostIp"], int(item["HostPort"])) for item in bindings] == [("0.0.0.0", placed["port"])]
+    mounts = dict((item["Destination"], item) for item in container["Mounts"])
+    for path in ("/usr/local/Ascend/driver/lib64", "/usr/local/Ascend/driver/version.info", "/etc/ascend_install.info",
+                 "/usr/local/dcmi", "/usr/local/bin/npu-smi"):
+        assert path in mounts and mounts[path]["RW"] is False, path
+    assert mounts["/models/%s" % model]["RW"] is False
+    labels = container["Config"]["Labels"]
+    assert labels["io.npu-fleet.model"] == model and labels["io.npu-fleet.port"] == str(placed["port"])
+    assert labels["io.npu-fleet.devices"] == ",".join(placed["devices"])
+    assert container["State"]["Running"] and container["RestartCount"] == 0
+
+
+def test_vllm_command_line_is_the_plan_and_hides_the_key(host, placements):
+    placed = placements["qwen3-8b"]
+    container = inspect(host, "npu-fleet-qwen3-8b-0")
+    command = container["Config"]["Cmd"]
+    assert command[:3] == ["vllm", "serve", "/models/qwen3-8b"]
+    flags = dict(zip(command[3::2], command[4::2]))
+    assert flags["--max-model-len"] == str(placed["max_model_len"])
+    assert flags["--tensor-parallel-size"] == str(placed["tensor_parallel_size"])
+    assert flags["--served-model-name"] == "qwen3-8b"
+    assert API_KEY not in " ".join(command)
+    # The stand-in checked every flag against vLLM's own argument list before serving.
+    assert "vllm-standin" in host.check_output("docker logs npu-fleet-qwen3-8b-0 2>&1 | head -n 5")
+
+
+def test_transformers_image_was_built_on_the_host(host, placements):
+    container = inspect(host, "npu-fleet-tiny-mtp-0")
+    assert container["Config"]["Image"].startswith("npu-fleet/transformers-server:")
+    assert "gunicorn" in " ".join(container["Config"]["Cmd"])
+
+
+@pytest.mark.parametrize("model", ["qwen3-8b", "tiny-mtp"])
+def test_replica_streams_through_its_published_port(host, placements, model):
+    url = "http://%s:%d" % (host_address(host), placements[model]["port"])
+    assert requests.post(url + "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]}, timeout=30).status_code == 401
+    body = {"model": model, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 12, "stream": True}
+    with requests.post(url + "/v1/chat/completions", json=body, headers={"Authorization": "Bearer " + API_KEY},
+                       stream=True, timeout=120) as response:
+        assert response.status_code == 200
+        lines = [line for line in response.iter_lines(decode_unicode=True) if line]
+    assert lines[-1] == "data: [DONE]"
+    events = [json.loads(line[6:]) for line in lines[:-1]]
+    assert any(choice["delta"].get("content") for event in events for choice in event["choices"])
+    models = requests.get(url + "/v1/models", headers={"Authorization": "Bearer " + API_KEY}, timeout=30).json()["data"]
+    assert models[0]["id"] == model and models[0]["max_model_len"] == placements[model]["max_model_len"]
+
+
+def test_report_matches_the_plan(report, plan):
+    rows = dict((row["model"], row) for row in report["rows"])
+    assert set(rows) == {item["model"] for item in plan["placements"]}
+    for item in plan["placements"]:
+        row = rows[item["model"]]
+        assert (row["host"], row["port"], row["backend"], row["max_model_len"]) == (item["host"], item["port"], item["backend"], item["max_model_len"])
+        assert row["chips"] == ",".join(device.replace("/dev/davinci", "") for device in item["devices"])
+        assert row["status"] == "healthy" and row["ttft_ms"] > 0
+    assert report["totals"] == {"replicas": 2, "healthy": 2, "failed": 0, "unplaced": 0}
+    with open(ephemeral("report", "report.md"), encoding="utf-8") as handle:
+        markdown = handle.read()
+    assert "| qwen3-8b |" in markdown and "| tiny-mtp |" in markdown and "healthy" in markdown

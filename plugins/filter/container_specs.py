@@ -1,0 +1,109 @@
+# Copyright (c) npu.fleet engineers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+name: container_specs
+short_description: The serving containers of one host, from the fleet plan
+version_added: 0.1.0
+author:
+  - npu.fleet engineers (@npu-fleet)
+description:
+  - Turns the placements of one host (M(npu.fleet.fleet_plan)) into the parameters of
+    M(community.docker.docker_container), one dict per replica.
+  - The container gets exactly the placement's C(/dev/davinciN) plus C(/dev/davinci_manager), C(/dev/devmm_svm)
+    and C(/dev/hisi_hdc); C(ASCEND_RT_VISIBLE_DEVICES) counts them from 0; the driver paths the host has
+    (C(driver_mounts) of M(npu.fleet.npu_facts)) are mounted read-only; bridge networking with
+    C(<bind_address>:<port>:8000); labels record the placement and a hash of the settings.
+  - The API key goes into the environment (C(VLLM_API_KEY) or C(NPU_SERVE_API_KEY)), never onto the command line.
+positional: _input
+options:
+  _input:
+    description: The plan's C(placements) (all hosts; only those of O(host) are used).
+    type: list
+    elements: dict
+    required: true
+  host:
+    description: Inventory name of the host.
+    type: str
+    required: true
+  models:
+    description:
+      - The catalogue (C(npu_fleet_models)). C(host_path) (default C(path)) is the model directory on the host;
+        C(serve) holds per-model options (C(extra_args), C(env), C(dtype), C(shm_size)) over O(options).
+    type: list
+    elements: dict
+    required: true
+  driver_mounts:
+    description: C(ansible_facts.npu.driver_mounts), host path to whether it exists.
+    type: dict
+    required: true
+  options:
+    description: >-
+      Serve role settings: C(bind_address), C(shm_size), C(restart_policy), C(log_max_size), C(log_max_file), C(dtype),
+      C(extra_args), C(env), C(use_ascend_runtime), C(api_key), C(transformers_threads), C(transformers_max_concurrent),
+      C(transformers_max_queue), C(transformers_device), C(images) (model name to an image that replaces the plan's, e.g. a built Transformers image).
+    type: dict
+    default: {}
+"""
+
+EXAMPLES = r"""
+---
+- name: Containers of this host
+  ansible.builtin.set_fact:
+    serve_specs: >-
+      {{ plan.placements | npu.fleet.container_specs(host=inventory_hostname, models=npu_fleet_models,
+         driver_mounts=ansible_facts.npu.driver_mounts, options={'api_key': serve_api_key}) }}
+  no_log: true
+"""
+
+RETURN = r"""
+_value:
+  description: One dict of M(community.docker.docker_container) parameters per replica on the host, sorted by name.
+  type: list
+  elements: dict
+"""
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.npu.fleet.plugins.module_utils._container_spec import ContainerSpecError, container_spec
+
+SERVE_MODEL_OPTIONS = ("extra_args", "env", "dtype", "shm_size")
+
+
+def container_specs(placements, host, models, driver_mounts, options=None):
+    """Thin wrapper over module_utils/_container_spec.py."""
+    options = dict(options or {})
+    images = options.pop("images", None) or {}
+    catalogue = dict((entry.get("name"), entry) for entry in models or [])
+    specs = []
+    try:
+        for placement in placements or []:
+            if placement.get("host") != host:
+                continue
+            entry = catalogue.get(placement.get("model"))
+            if entry is None:
+                raise ContainerSpecError("%s: model %s is in the plan but not in the catalogue" % (host, placement.get("model")))
+            serve = entry.get("serve") or {}
+            unknown = sorted(set(serve) - set(SERVE_MODEL_OPTIONS))
+            if unknown:
+                raise ContainerSpecError("model %s: unknown serve option(s) %s; allowed: %s"
+                                         % (entry["name"], ", ".join(unknown), ", ".join(SERVE_MODEL_OPTIONS)))
+            merged = dict(options)
+            merged.update(serve)
+            if placement["model"] in images:
+                placement = dict(placement, image=images[placement["model"]])
+            specs.append(container_spec(placement, entry.get("host_path") or entry.get("path"), driver_mounts, merged))
+    except ContainerSpecError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+    return sorted(specs, key=lambda spec: spec["name"])
+
+
+class FilterModule:
+    """npu.fleet.container_specs"""
+
+    def filters(self):
+        return {"container_specs": container_specs}
