@@ -48,7 +48,7 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description: >-
-    Per replica - C(name), C(model), C(replica), C(port), C(healthy), C(stage), C(message), C(ttft_ms), C(total_ms),
+    Per replica - C(name), C(model), C(replica), C(port), C(image) (as started), C(healthy), C(stage), C(message), C(ttft_ms), C(total_ms),
     C(ready_after_s), C(state) (status, exit code, OOM-killed, restarts, error), C(log_tail), C(diagnosis) (code, cause,
     fix, evidence) and C(rolled_back).
   type: list
@@ -76,6 +76,7 @@ def probe_results(runs, states, logs, rolled_back):
         target = run.get("item") or {}
         entry = {
             "name": target.get("name"), "model": target.get("model"), "replica": target.get("replica"), "port": target.get("port"),
+            "image": target.get("image"),
             "healthy": bool(run.get("healthy")), "stage": run.get("stage"), "message": run.get("message"),
             "ttft_ms": run.get("ttft_ms"), "total_ms": run.get("total_ms"), "ready_after_s": run.get("ready_after_s"),
             "state": None, "log_tail": [], "diagnosis": None, "rolled_back": False,

@@ -51,7 +51,8 @@ def build_report(plan, probes, profiles, check_mode=False):
             "params": _params(profile),
             "architecture": profile.get("architecture") or "?",
             "backend": placement.get("backend") or "?",
-            "image": placement.get("image") or "?",
+            # The image the container runs (a built Transformers image carries its content hash), else the plan's.
+            "image": (probe or {}).get("image") or placement.get("image") or "?",
             "host": placement["host"],
             "chips": ",".join(device.replace("/dev/davinci", "") for device in placement.get("devices") or []),
             "port": placement["port"],

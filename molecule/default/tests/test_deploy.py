@@ -113,8 +113,10 @@ def test_replica_streams_through_its_published_port(host, placements, model):
     assert models[0]["id"] == model and models[0]["max_model_len"] == placements[model]["max_model_len"]
 
 
-def test_report_matches_the_plan(report, plan):
+def test_report_matches_the_plan(host, report, plan):
     rows = dict((row["model"], row) for row in report["rows"])
+    for model, row in rows.items():
+        assert row["image"] == inspect(host, "npu-fleet-%s-0" % model)["Config"]["Image"]
     assert set(rows) == {item["model"] for item in plan["placements"]}
     for item in plan["placements"]:
         row = rows[item["model"]]

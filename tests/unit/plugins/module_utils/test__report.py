@@ -24,12 +24,15 @@ def test_rows_join_plan_profile_and_probe():
     placed = sorted(result["placements"], key=lambda item: (item["model"], item["replica"]))
     assert len(placed) == 8 and len(result["unplaced"]) == 1  # 9 one-chip replicas, 8 chips
     good, bad = placed[0], placed[1]
-    probes = [{"model": good["model"], "replica": good["replica"], "healthy": True, "ttft_ms": 84.2, "message": "ok"},
+    probes = [{"model": good["model"], "replica": good["replica"], "healthy": True, "ttft_ms": 84.2, "message": "ok",
+               "image": "npu-fleet/transformers-server:0123456789ab"},
               {"model": bad["model"], "replica": bad["replica"], "healthy": False, "stage": "health", "rolled_back": True,
                "message": "not ready", "diagnosis": diagnose("ValueError: No available memory for the cache blocks.")}]
     report = build_report(result, probes, {"qwen3-8b": profile, "too-big": profile})
     rows = dict(((row["model"], row["replica"]), row) for row in report["rows"])
     assert rows[(good["model"], good["replica"])]["status"] == "healthy"
+    assert rows[(good["model"], good["replica"])]["image"] == "npu-fleet/transformers-server:0123456789ab"
+    assert rows[(bad["model"], bad["replica"])]["image"] == bad["image"]  # not probed with an image: the plan's
     assert rows[(bad["model"], bad["replica"])]["status"] == "failed at health, rolled back"
     assert sum(1 for row in report["rows"] if row["status"] == "not probed") == 6
     for item in placed:
