@@ -28,7 +28,7 @@ import json
 import re
 
 __all__ = ["ContainerSpecError", "CONTAINER_PORT", "LABEL_PREFIX", "MANAGER_DEVICES", "container_name",
-           "container_spec", "current_from_containers", "spec_hash"]
+           "container_changes", "container_spec", "current_from_containers", "spec_hash"]
 
 CONTAINER_PORT = 8000
 LABEL_PREFIX = "io.npu-fleet."
@@ -237,3 +237,28 @@ def current_from_containers(host, containers):
         current.append(entry)
     current.sort(key=lambda item: (item["model"], item["replica"]))
     return current
+
+
+def container_changes(specs, containers, catalogue_models, prune=False):
+    """Which existing npu.fleet containers a run replaces and which it removes.
+
+    ``replace``: names of the wanted containers that exist with another spec
+    hash (the serve role keeps them stopped as ``<name>-previous`` until the new
+    one is healthy). ``remove``: containers the plan no longer wants here - a
+    replica that moved to another host always goes, one of a model dropped from
+    the catalogue only with ``prune`` (someone may still use it). Containers
+    kept for a rollback (``-previous``) are neither.
+    """
+    existing = {}
+    for container in containers or []:
+        names = container.get("Names") or [container.get("Name") or ""]
+        name = (names[0] if isinstance(names, list) else names).lstrip("/")
+        existing[name] = container.get("Labels") or (container.get("Config") or {}).get("Labels") or {}
+    wanted = dict((spec["name"], spec) for spec in specs or [])
+    replace = sorted(name for name, spec in wanted.items()
+                     if name in existing and existing[name].get(LABEL_PREFIX + "spec-hash") != spec["labels"][LABEL_PREFIX + "spec-hash"])
+    models = set(catalogue_models or [])
+    remove = sorted(name for name, labels in existing.items()
+                    if name not in wanted and not name.endswith("-previous")
+                    and (labels.get(LABEL_PREFIX + "model") in models or prune))
+    return {"replace": replace, "remove": remove}

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from ansible_collections.npu.fleet.plugins.module_utils._container_spec import (
-    LABEL_PREFIX, ContainerSpecError, container_name, container_spec, current_from_containers)
+    LABEL_PREFIX, ContainerSpecError, container_changes, container_name, container_spec, current_from_containers)
 from ansible_collections.npu.fleet.plugins.module_utils._model_profile import profile_model
 from ansible_collections.npu.fleet.plugins.module_utils._placement import plan
 from emulated_host import emulated_host, profile_named, run
@@ -152,3 +152,21 @@ def test_relative_model_path_and_unparseable_labels():
     with pytest.raises(ContainerSpecError, match="npu-fleet-m-0"):
         current_from_containers("h", [bad])
     assert container_name("Qwen/Qwen3 8B", 2) == "npu-fleet-Qwen-Qwen3-8B-2"
+
+
+def test_changes_replace_only_containers_whose_settings_changed_and_remove_what_moved(placements, mounts):
+    specs = [container_spec(placements[model], "/m", mounts) for model in ("qwen3-8b", "qwen3 8b/tp2")]
+    running = [{"Names": ["/" + spec["name"]], "Labels": dict(spec["labels"])} for spec in specs]
+    catalogue = ["qwen3-8b", "qwen3 8b/tp2"]
+    assert container_changes(specs, running, catalogue) == {"replace": [], "remove": []}
+
+    moved = dict(placements["qwen3-8b"], port=placements["qwen3-8b"]["port"] + 1)
+    changed = [container_spec(moved, "/m", mounts)] + specs[1:]
+    assert container_changes(changed, running, catalogue) == {"replace": ["npu-fleet-qwen3-8b-0"], "remove": []}
+
+    elsewhere = {"Names": ["/npu-fleet-qwen3-8b-5"], "Labels": dict(specs[0]["labels"], **{LABEL_PREFIX + "replica": "5"})}
+    dropped = {"Names": ["/npu-fleet-old-0"], "Labels": dict(specs[0]["labels"], **{LABEL_PREFIX + "model": "old"})}
+    kept = {"Names": ["/npu-fleet-qwen3-8b-0-previous"], "Labels": dict(specs[0]["labels"])}
+    extra = running + [elsewhere, dropped, kept]
+    assert container_changes(specs, extra, catalogue) == {"replace": [], "remove": ["npu-fleet-qwen3-8b-5"]}
+    assert container_changes(specs, extra, catalogue, prune=True) == {"replace": [], "remove": ["npu-fleet-old-0", "npu-fleet-qwen3-8b-5"]}
