@@ -10,12 +10,12 @@ PYTHON ?= python3
 # fetch PyPI's CUDA build (several GB) for the Transformers server tests.
 LOCAL_WHEELS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 
-.PHONY: help venv docker images collection demo demo-down test lint sanity unit molecule changelog-lint clean
+.PHONY: help venv docker images collection demo demo-down test lint ruff sanity unit molecule changelog-lint clean
 
 help:
 	@echo "make demo       set up venv + Docker engine + emulated fleet, run deploy-models.yml against inventory/demo"
 	@echo "make demo-down  remove the demo fleet containers"
-	@echo "make test       ansible-lint, ansible-test sanity, pytest tests/unit tests/standin_vllm, molecule test --all"
+	@echo "make test       ansible-lint, ansible-test sanity, ruff, pytest tests/unit tests/standin_vllm, molecule test --all"
 
 $(VENV)/.installed: requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,8 +49,14 @@ lint: venv collection
 sanity: venv
 	bash scripts/sanity.sh
 
+# Settings in pyproject.toml (line length, excludes, rules).
+ruff: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# Test paths, pythonpath and -p no:cacheprovider: pyproject.toml.
 unit: venv
-	pytest tests/unit tests/standin_vllm -q -p no:cacheprovider
+	pytest -q
 
 changelog-lint: venv
 	antsibull-changelog lint
@@ -58,7 +64,7 @@ changelog-lint: venv
 molecule: venv images collection
 	molecule test --all
 
-test: lint changelog-lint sanity unit molecule
+test: lint changelog-lint sanity ruff unit molecule
 
 clean: demo-down
 	rm -rf $(VENV) .cache

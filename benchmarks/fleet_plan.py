@@ -40,6 +40,7 @@ def _import_collection():
     """Make the tree importable as ansible_collections.npu.fleet (scripts/collection_link.py)."""
     sys.path.insert(0, os.path.join(ROOT, "scripts"))
     from collection_link import link_collection  # pylint: disable=import-outside-toplevel
+
     link_collection(ROOT)
     sys.path.insert(0, os.path.join(ROOT, "tests", "unit"))
 
@@ -47,7 +48,16 @@ def _import_collection():
 _import_collection()
 
 # pylint: disable=wrong-import-position
-from ansible_collections.npu.fleet.plugins.module_utils import _placement as placement  # noqa: E402
+from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan import SHARE_CAP, plan  # noqa: E402
+from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan.fleet import _validate_hosts  # noqa: E402
+from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan.inputs import _validate_models  # noqa: E402
+from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan.search import (  # noqa: E402
+    _find_exclusive,
+    _find_shared,
+    _free_port,
+    _Planner,
+    _record,
+)
 from ansible_collections.npu.fleet.plugins.module_utils._model_profile import profile_model  # noqa: E402
 from model_checkpoints import copy_fixture, write_index  # noqa: E402
 
@@ -56,15 +66,22 @@ CATALOGUE = (
     ("qwen3-8b", "Qwen__Qwen3-8B", None, {}),
     ("qwen2.5-7b", "Qwen__Qwen2.5-7B-Instruct", 15231233024, {"max_model_len": 32768}),
     # 131072 tokens or nothing: one 64 GiB chip (a 32 GiB chip holds 78720)
-    ("llama3.1-8b-128k", "meta-llama__Llama-3.1-8B-Instruct", 16060522496,
-     {"tensor_parallel_size": 1, "max_model_len": 131072, "min_model_len": 131072}),
+    (
+        "llama3.1-8b-128k",
+        "meta-llama__Llama-3.1-8B-Instruct",
+        16060522496,
+        {"tensor_parallel_size": 1, "max_model_len": 131072, "min_model_len": 131072},
+    ),
     # TP 2 fixed: only 64 GiB chips hold its weights
     ("qwen3-30b-a3b", "Qwen__Qwen3-30B-A3B", None, {"tensor_parallel_size": 2, "max_model_len": 32768}),
     ("mixtral-8x7b", "mistralai__Mixtral-8x7B-v0.1", None, {"max_model_len": 32768}),
-    ("qwen3-4b-shared", "jaman21__Qwen3-4B-Instruct", 8_044_936_192,
-     {"max_model_len": 8192, "share_chip": True, "gpu_memory_utilization": 0.45}),
-    ("mistral-7b-tp8", "mistralai__Mistral-7B-Instruct-v0.3", 14496047104,
-     {"tensor_parallel_size": 8, "max_model_len": 32768}),
+    (
+        "qwen3-4b-shared",
+        "jaman21__Qwen3-4B-Instruct",
+        8_044_936_192,
+        {"max_model_len": 8192, "share_chip": True, "gpu_memory_utilization": 0.45},
+    ),
+    ("mistral-7b-tp8", "mistralai__Mistral-7B-Instruct-v0.3", 14496047104, {"tensor_parallel_size": 8, "max_model_len": 32768}),
 )
 
 HOST_KINDS = (
@@ -97,12 +114,20 @@ def make_host(rng, number):
     busy = set(rng.sample(range(count), rng.choice((1, 2, 3)))) if rng.random() < 0.25 else set()
     sick = rng.randrange(count) if rng.random() < 0.03 else None
     for index in range(count):
-        chips.append({
-            "npu_id": index // 2 if family == "a3" else index, "chip_id": index % 2 if family == "a3" else 0,
-            "logic_id": index, "phy_id": index, "device": "/dev/davinci%d" % index, "name": chip_name,
-            "health": "Critical" if index == sick else "OK", "memory_total_mb": memory, "memory_used_mb": 0,
-            "processes": [{"pid": 4000 + index, "name": "python3", "memory_mb": 2048}] if index in busy else [],
-        })
+        chips.append(
+            {
+                "npu_id": index // 2 if family == "a3" else index,
+                "chip_id": index % 2 if family == "a3" else 0,
+                "logic_id": index,
+                "phy_id": index,
+                "device": "/dev/davinci%d" % index,
+                "name": chip_name,
+                "health": "Critical" if index == sick else "OK",
+                "memory_total_mb": memory,
+                "memory_used_mb": 0,
+                "processes": [{"pid": 4000 + index, "name": "python3", "memory_mb": 2048}] if index in busy else [],
+            }
+        )
     spec = {"chips": chips}
     if family == "a3":
         spec["npu_smi_layout"] = "a3"
@@ -118,8 +143,7 @@ def carve(rng, planner, models, host, spec, spread):
     """
     carved, used = [], set()
     if host.family == "a3":
-        units = [[host.chips[i] for i in unit] for group in host.groups for unit in group
-                 if all(host.chips[i].usable for i in unit)]
+        units = [[host.chips[i] for i in unit] for group in host.groups for unit in group if all(host.chips[i].usable for i in unit)]
         left = [chip for unit in units for chip in unit]
         per_step = 2  # whole HiAM modules
     else:
@@ -138,7 +162,7 @@ def carve(rng, planner, models, host, spec, spread):
             left = left[1:]
         else:
             carved.append(model.name)
-            left = left[max(option.k, per_step):]
+            left = left[max(option.k, per_step) :]
     return carved
 
 
@@ -169,11 +193,14 @@ def generate(rng, hosts_count, profiles, spread=False, copies=1):
     larger catalogue with fewer replicas per model).
     """
     hosts = dict(make_host(rng, number) for number in range(hosts_count))
-    entries = [dict(extra, name=name if copies == 1 else "%s-%d" % (name, copy), profile=profile, spread=spread)
-               for name, (profile, extra) in profiles.items() for copy in range(copies)]
-    models = placement._validate_models(entries, profile_model)
-    fleet = placement._validate_hosts(hosts, [], (18000, 18999))
-    planner = placement._Planner(models, fleet, placement.SHARE_CAP, None)
+    entries = [
+        dict(extra, name=name if copies == 1 else "%s-%d" % (name, copy), profile=profile, spread=spread)
+        for name, (profile, extra) in profiles.items()
+        for copy in range(copies)
+    ]
+    models = _validate_models(entries, profile_model)
+    fleet = _validate_hosts(hosts, [], (18000, 18999))
+    planner = _Planner(models, fleet, SHARE_CAP, None)
     counts = dict((model.name, 0) for model in models)
     for name in sorted(fleet):
         for model_name in carve(rng, planner, models, fleet[name], hosts[name], spread):
@@ -185,9 +212,9 @@ def generate(rng, hosts_count, profiles, spread=False, copies=1):
 
 def first_fit(hosts, catalogue):
     """Baseline: replicas in list order, first host by name where the model's first option fits."""
-    models = placement._validate_models(catalogue, profile_model)
-    fleet = placement._validate_hosts(hosts, [], (18000, 18999))
-    planner = placement._Planner(models, fleet, placement.SHARE_CAP, None)
+    models = _validate_models(catalogue, profile_model)
+    fleet = _validate_hosts(hosts, [], (18000, 18999))
+    planner = _Planner(models, fleet, SHARE_CAP, None)
     names = [name for name in sorted(fleet) if fleet[name].ok]
     placed = 0
     for model in models:
@@ -199,8 +226,8 @@ def first_fit(hosts, catalogue):
                 if found is None:
                     start = position + 1 if position == start and not model.spread else start
                     continue
-                port = placement._free_port(host, model, replica)
-                record = placement._record(model, replica, host, found[0], found[1], port)
+                port = _free_port(host, model, replica)
+                record = _record(model, replica, host, found[0], found[1], port)
                 planner.commit(host, record, record.pop("_candidate_chips"))
                 placed += 1
                 break
@@ -212,9 +239,9 @@ def _first_on_host(planner, host, model):
     for memory in sorted(set(chip.memory_mb for chip in host.chips if chip.usable)):
         for option in planner.options_for(model, host.family, memory, len(host.chips)):
             if model.share:
-                found = placement._find_shared(host, option.util_milli, memory, planner.cap_milli)
+                found = _find_shared(host, option.util_milli, memory, planner.cap_milli)
             else:
-                found = placement._find_exclusive(host, option.k, memory)
+                found = _find_exclusive(host, option.k, memory)
             if found is not None:
                 return found[1], option
     return None
@@ -223,14 +250,14 @@ def _first_on_host(planner, host, model):
 def timed_plan(hosts, catalogue, current=None):
     """Wall time of one plan() (tracemalloc off: it slows allocation-heavy code several times)."""
     start = time.perf_counter()
-    result = placement.plan(hosts, catalogue, current=current)
+    result = plan(hosts, catalogue, current=current)
     return result, time.perf_counter() - start
 
 
 def peak_memory(hosts, catalogue):
     """Peak memory traced by tracemalloc during a second, identical plan()."""
     tracemalloc.start()
-    placement.plan(hosts, catalogue)
+    plan(hosts, catalogue)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return peak
@@ -247,23 +274,31 @@ def run(hosts_count, seed, profiles, baseline):
     hosts, catalogue = generate(rng, hosts_count, profiles)
     total = sum(entry["replicas"] for entry in catalogue)
     chips = sum(len(spec["chips"]) for spec in hosts.values())
-    print("fleet: %d hosts, %d chips (seed %d); catalogue: %d models, %d replicas (a complete packing exists)"
-          % (hosts_count, chips, seed, len(catalogue), total))
+    print(
+        "fleet: %d hosts, %d chips (seed %d); catalogue: %d models, %d replicas (a complete packing exists)"
+        % (hosts_count, chips, seed, len(catalogue), total)
+    )
     result, elapsed = timed_plan(hosts, catalogue)
     peak = peak_memory(hosts, catalogue)
     placed = len(result["placements"])
-    print("  planner     : %6.3f s, peak traced memory %.1f MiB, placed %d/%d = %.2f %%"
-          % (elapsed, peak / 2.0 ** 20, placed, total, 100.0 * placed / total))
+    print(
+        "  planner     : %6.3f s, peak traced memory %.1f MiB, placed %d/%d = %.2f %%"
+        % (elapsed, peak / 2.0**20, placed, total, 100.0 * placed / total)
+    )
     if baseline:
         start = time.perf_counter()
         ff_placed = first_fit(hosts, catalogue)
-        print("  first fit   : %6.3f s, placed %d/%d = %.2f %% (replicas in list order, first host with room)"
-              % (time.perf_counter() - start, ff_placed, total, 100.0 * ff_placed / total))
+        print(
+            "  first fit   : %6.3f s, placed %d/%d = %.2f %% (replicas in list order, first host with room)"
+            % (time.perf_counter() - start, ff_placed, total, 100.0 * ff_placed / total)
+        )
     again, again_elapsed = timed_plan(hosts, catalogue, current=result["placements"])
     kept = sum(1 for change in again["changes"] if change["action"] == "keep")
     same = [_where(item) for item in again["placements"]] == [_where(item) for item in result["placements"]]
-    print("  re-plan, current = that plan: %.3f s, %d keep, %d move, same hosts/chips/ports/settings: %s"
-          % (again_elapsed, kept, sum(1 for c in again["changes"] if c["action"] == "move"), same))
+    print(
+        "  re-plan, current = that plan: %.3f s, %d keep, %d move, same hosts/chips/ports/settings: %s"
+        % (again_elapsed, kept, sum(1 for c in again["changes"] if c["action"] == "move"), same)
+    )
     host_loss(hosts, catalogue)
 
 
@@ -279,10 +314,20 @@ def host_loss(hosts, catalogue):
     after, elapsed = timed_plan(smaller, reduced, current=before["placements"])
     moved = [c for c in after["changes"] if c["action"] == "move"]
     others = [c for c in moved if c["from"]["host"] != lost]
-    print("  host loss (90 %% of the replicas, %d placed): %s held %d; re-plan %.3f s: %d moved, %d of them from "
-          "other hosts, %d kept, %d unplaced" % (len(before["placements"]), lost, counts[lost], elapsed, len(moved),
-                                                 len(others), sum(1 for c in after["changes"] if c["action"] == "keep"),
-                                                 len(after["unplaced"])))
+    print(
+        "  host loss (90 %% of the replicas, %d placed): %s held %d; re-plan %.3f s: %d moved, %d of them from "
+        "other hosts, %d kept, %d unplaced"
+        % (
+            len(before["placements"]),
+            lost,
+            counts[lost],
+            elapsed,
+            len(moved),
+            len(others),
+            sum(1 for c in after["changes"] if c["action"] == "keep"),
+            len(after["unplaced"]),
+        )
+    )
 
 
 def quality(hosts_count, seeds, profiles, spread=False, copies=1):
@@ -291,13 +336,17 @@ def quality(hosts_count, seeds, profiles, spread=False, copies=1):
     for seed in seeds:
         hosts, catalogue = generate(random.Random(seed), hosts_count, profiles, spread, copies)
         total = float(sum(entry["replicas"] for entry in catalogue))
-        planner_rates.append(len(placement.plan(hosts, catalogue)["placements"]) / total)
+        planner_rates.append(len(plan(hosts, catalogue)["placements"]) / total)
         ff_rates.append(first_fit(hosts, catalogue) / total)
-    print("quality, %d fleets of %d hosts (seeds %d-%d), %d models, spread %s, placed / replicas:" % (
-        len(seeds), hosts_count, seeds[0], seeds[-1], len(profiles) * copies, "true" if spread else "false"))
+    print(
+        "quality, %d fleets of %d hosts (seeds %d-%d), %d models, spread %s, placed / replicas:"
+        % (len(seeds), hosts_count, seeds[0], seeds[-1], len(profiles) * copies, "true" if spread else "false")
+    )
     for label, rates in (("planner", planner_rates), ("first fit", ff_rates)):
-        print("  %-10s: min %.2f %%, mean %.2f %%, fleets with every replica placed: %d/%d"
-              % (label, 100 * min(rates), 100 * sum(rates) / len(rates), sum(1 for r in rates if r == 1.0), len(rates)))
+        print(
+            "  %-10s: min %.2f %%, mean %.2f %%, fleets with every replica placed: %d/%d"
+            % (label, 100 * min(rates), 100 * sum(rates) / len(rates), sum(1 for r in rates if r == 1.0), len(rates))
+        )
 
 
 def main():

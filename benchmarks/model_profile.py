@@ -15,7 +15,6 @@ Run from the repository root:  python3 benchmarks/model_profile.py [--runs N] [-
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -25,22 +24,32 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODULE = os.path.join(ROOT, "plugins", "module_utils", "_model_profile.py")
 
 CONFIG = {
-    "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "num_hidden_layers": 36,
-    "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128, "hidden_size": 4096,
-    "intermediate_size": 12288, "max_position_embeddings": 40960, "vocab_size": 151936,
+    "architectures": ["Qwen3ForCausalLM"],
+    "model_type": "qwen3",
+    "num_hidden_layers": 36,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "head_dim": 128,
+    "hidden_size": 4096,
+    "intermediate_size": 12288,
+    "max_position_embeddings": 40960,
+    "vocab_size": 151936,
     "torch_dtype": "bfloat16",
 }
 
 
 def load_profiler():
-    """Import _model_profile.py straight from the tree (it is stdlib only)."""
-    spec = importlib.util.spec_from_file_location("_model_profile", MODULE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """Import _model_profile (stdlib only, but it imports _safetensors as
+    ansible_collections.npu.fleet...) with the tree linked as the collection."""
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    from collection_link import link_collection  # pylint: disable=import-outside-toplevel
+
+    link_collection(ROOT)
+    from ansible_collections.npu.fleet.plugins.module_utils import _model_profile  # pylint: disable=import-outside-toplevel
+
+    return _model_profile
 
 
 def build_checkpoint(directory, tensors):
@@ -51,10 +60,13 @@ def build_checkpoint(directory, tensors):
     offset = 0
     for i in range(tensors):
         layer, slot = divmod(i, 1000)
-        rows = 256 + (i % 7) * 64          # varied shapes, 128 KiB .. 416 KiB per tensor
+        rows = 256 + (i % 7) * 64  # varied shapes, 128 KiB .. 416 KiB per tensor
         size = rows * 256 * 2
         header["model.layers.%d.block_%d.weight" % (layer % 36, i)] = {
-            "dtype": "BF16", "shape": [rows, 256], "data_offsets": [offset, offset + size]}
+            "dtype": "BF16",
+            "shape": [rows, 256],
+            "data_offsets": [offset, offset + size],
+        }
         offset += size
     raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
     path = os.path.join(directory, "model.safetensors")
@@ -94,16 +106,14 @@ def main():
             reads.append(rchar() - before)
         assert profile["weights_bytes"] == data_bytes, (profile["weights_bytes"], data_bytes)
     print("tensors in header        : %d" % args.tensors)
-    print("safetensors file size    : %d bytes (%.1f GiB; %d bytes on disk, sparse)"
-          % (file_bytes, file_bytes / 2 ** 30, disk_bytes))
+    print("safetensors file size    : %d bytes (%.1f GiB; %d bytes on disk, sparse)" % (file_bytes, file_bytes / 2**30, disk_bytes))
     print("header size              : %d bytes (+ 8-byte length)" % header_bytes)
     print("weights_bytes (profile)  : %d (matches the tensor offsets)" % data_bytes)
     print("runs                     : %d" % args.runs)
     print("time best / median       : %.1f ms / %.1f ms" % (min(times) * 1000, statistics.median(times) * 1000))
     print("bytes read per run       : min %d, max %d (rchar from /proc/self/io)" % (min(reads), max(reads)))
     print("read / file size         : %.5f%%" % (100.0 * max(reads) / file_bytes))
-    print("read beyond the header   : %d bytes (config.json, the 8-byte length, /proc/self/io itself)"
-          % (max(reads) - header_bytes))
+    print("read beyond the header   : %d bytes (config.json, the 8-byte length, /proc/self/io itself)" % (max(reads) - header_bytes))
     return 0
 
 

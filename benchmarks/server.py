@@ -95,8 +95,12 @@ class Baseline:
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
         text = tokenizer.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True)
         self.input_ids = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]])
-        self.kwargs = {"attention_mask": torch.ones_like(self.input_ids), "max_new_tokens": tokens, "do_sample": False,
-                       "pad_token_id": tokenizer.pad_token_id}
+        self.kwargs = {
+            "attention_mask": torch.ones_like(self.input_ids),
+            "max_new_tokens": tokens,
+            "do_sample": False,
+            "pad_token_id": tokenizer.pad_token_id,
+        }
         self.model.generate(self.input_ids, **self.kwargs)  # warm-up
 
     def run(self):
@@ -116,12 +120,27 @@ def free_port():
 
 def start_server(path, log):
     port = free_port()
-    env = dict(os.environ, NPU_SERVE_MODEL=path, NPU_SERVE_HOST="127.0.0.1", NPU_SERVE_PORT=str(port),
-               NPU_SERVE_THREADS="8", NPU_SERVE_MAX_CONCURRENT="4", NPU_SERVE_MAX_QUEUE="2",
-               NPU_SERVE_MAX_REPEATED_CHUNKS="0", NPU_SERVE_REPEAT_BLOCK_COUNT="0", NPU_SERVE_REPETITION_PENALTY="1.0")
+    env = dict(
+        os.environ,
+        NPU_SERVE_MODEL=path,
+        NPU_SERVE_HOST="127.0.0.1",
+        NPU_SERVE_PORT=str(port),
+        NPU_SERVE_THREADS="8",
+        NPU_SERVE_MAX_CONCURRENT="4",
+        NPU_SERVE_MAX_QUEUE="2",
+        NPU_SERVE_MAX_REPEATED_CHUNKS="0",
+        NPU_SERVE_REPEAT_BLOCK_COUNT="0",
+        NPU_SERVE_REPETITION_PENALTY="1.0",
+    )
     gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
-    process = subprocess.Popen([gunicorn, "-c", "gunicorn.conf.py"], cwd=SERVER_DIR, env=env, stdout=log,  # pylint: disable=consider-using-with
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [gunicorn, "-c", "gunicorn.conf.py"],
+        cwd=SERVER_DIR,
+        env=env,
+        stdout=log,  # pylint: disable=consider-using-with
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = "http://127.0.0.1:%d" % port
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -138,8 +157,7 @@ def start_server(path, log):
 
 def stream_once(base, tokens):
     """One streamed chat completion: (ttft, decode tokens/s, completion tokens)."""
-    body = {"messages": MESSAGES, "max_tokens": tokens, "temperature": 0, "stream": True,
-            "stream_options": {"include_usage": True}}
+    body = {"messages": MESSAGES, "max_tokens": tokens, "temperature": 0, "stream": True, "stream_options": {"include_usage": True}}
     started = time.perf_counter()
     first = last = None
     completion = 0
@@ -177,8 +195,9 @@ def concurrent(base, tokens, streams=4):
 
 def bench(name, shape, runs, tokens, workdir):
     path = os.path.join(workdir, name)
-    build_random_model(path, hidden_size=shape["hidden_size"], layers=shape["layers"], heads=shape["heads"],
-                       kv_heads=shape["kv_heads"], byte_level=False)
+    build_random_model(
+        path, hidden_size=shape["hidden_size"], layers=shape["layers"], heads=shape["heads"], kv_heads=shape["kv_heads"], byte_level=False
+    )
     baseline = Baseline(path, tokens)
     params = sum(tensor.numel() for tensor in baseline.model.parameters())
     with open(os.path.join(workdir, name + ".log"), "wb") as log:
@@ -194,20 +213,34 @@ def bench(name, shape, runs, tokens, workdir):
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(30)
-    print("\n== %s model: %.1f M parameters, %d runs of up to %d tokens (generated: in-process %s, server %s) ==" % (
-        name, params / 1e6, runs, tokens, sorted({run[2] for run in local}), sorted({run[2] for run in served})))
+    print(
+        "\n== %s model: %.1f M parameters, %d runs of up to %d tokens (generated: in-process %s, server %s) =="
+        % (name, params / 1e6, runs, tokens, sorted({run[2] for run in local}), sorted({run[2] for run in served}))
+    )
     base_ttft, srv_ttft = [run[0] for run in local], [run[0] for run in served]
-    print("TTFT  in-process p50 %7.2f ms  p90 %7.2f ms" % (1000 * percentile(base_ttft, .5), 1000 * percentile(base_ttft, .9)))
-    print("TTFT  server     p50 %7.2f ms  p90 %7.2f ms" % (1000 * percentile(srv_ttft, .5), 1000 * percentile(srv_ttft, .9)))
-    print("added TTFT at p50     %7.2f ms  (target < 15 ms)" % (1000 * (percentile(srv_ttft, .5) - percentile(base_ttft, .5))))
+    print("TTFT  in-process p50 %7.2f ms  p90 %7.2f ms" % (1000 * percentile(base_ttft, 0.5), 1000 * percentile(base_ttft, 0.9)))
+    print("TTFT  server     p50 %7.2f ms  p90 %7.2f ms" % (1000 * percentile(srv_ttft, 0.5), 1000 * percentile(srv_ttft, 0.9)))
+    print("added TTFT at p50     %7.2f ms  (target < 15 ms)" % (1000 * (percentile(srv_ttft, 0.5) - percentile(base_ttft, 0.5))))
     base_p50, srv_p50 = statistics.median(run[1] for run in local), statistics.median(run[1] for run in served)
     pair_overheads = sorted(1 - server[1] / here[1] for here, server in zip(local, served))
     print("decode in-process p50 %8.1f tok/s" % base_p50)
-    print("decode server     p50 %8.1f tok/s  overhead %5.1f %%  (target < 5 %%); per interleaved pair: p25 %.1f %%, p50 %.1f %%, p75 %.1f %%" % (
-        srv_p50, 100 * (1 - srv_p50 / base_p50), 100 * percentile(pair_overheads, .25), 100 * percentile(pair_overheads, .5),
-        100 * percentile(pair_overheads, .75)))
-    print("4 concurrent streams: %8.1f tok/s aggregate (single stream %.1f tok/s), TTFT %s ms" % (
-        throughput, srv_p50, ", ".join("%.0f" % (1000 * value) for value in concurrent_ttft)))
+    print(
+        (
+            "decode server     p50 %8.1f tok/s  overhead %5.1f %%  (target < 5 %%); "
+            "per interleaved pair: p25 %.1f %%, p50 %.1f %%, p75 %.1f %%"
+        )
+        % (
+            srv_p50,
+            100 * (1 - srv_p50 / base_p50),
+            100 * percentile(pair_overheads, 0.25),
+            100 * percentile(pair_overheads, 0.5),
+            100 * percentile(pair_overheads, 0.75),
+        )
+    )
+    print(
+        "4 concurrent streams: %8.1f tok/s aggregate (single stream %.1f tok/s), TTFT %s ms"
+        % (throughput, srv_p50, ", ".join("%.0f" % (1000 * value) for value in concurrent_ttft))
+    )
 
 
 def pipeline_costs(workdir):
@@ -223,8 +256,11 @@ def pipeline_costs(workdir):
     ids = [rng.randrange(4, len(tokenizer)) for _index in range(20000)]
     guard, detok = RepetitionGuard(), IncrementalDetokenizer(tokenizer)
     chunk = protocol.text_chunk_formatter("chat", "chatcmpl-x", "model", time.time())
-    steps = [("repetition guard (layers 2 and 3)", guard.push), ("incremental detokenizer", lambda token: detok.add([token])),
-             ("SSE chunk", lambda token: chunk("text"))]
+    steps = [
+        ("repetition guard (layers 2 and 3)", guard.push),
+        ("incremental detokenizer", lambda token: detok.add([token])),
+        ("SSE chunk", lambda token: chunk("text")),
+    ]
     print("\n== per-token pipeline, %d random tokens ==" % len(ids))
     for label, step in steps:
         started = time.perf_counter()
@@ -238,8 +274,12 @@ def main():
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--torch-threads", type=int, default=0,
-                        help="intra-op threads for both sides (0: torch's default); 1 leaves a core to the HTTP client")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=0,
+        help="intra-op threads for both sides (0: torch's default); 1 leaves a core to the HTTP client",
+    )
     args = parser.parse_args()
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)

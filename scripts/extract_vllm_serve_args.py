@@ -43,7 +43,15 @@ ARGPARSE_UTILS = "vllm/utils/argparse_utils.py"
 HUMAN_READABLE_INTS = {"max_model_len", "max_num_batched_tokens", "kv_cache_memory_bytes"}
 NO_VALUE_ACTIONS = {"store_true", "store_false", "store_const", "count", "help", "version"}
 BOOL_ACTION = "BooleanOptionalAction"
-SEQUENCES = (("list", "list"), ("List", "list"), ("Sequence", "list"), ("tuple", "tuple"), ("Tuple", "tuple"), ("set", "set"), ("Set", "set"))
+SEQUENCES = (
+    ("list", "list"),
+    ("List", "list"),
+    ("Sequence", "list"),
+    ("tuple", "tuple"),
+    ("Tuple", "tuple"),
+    ("set", "set"),
+    ("Set", "set"),
+)
 DICTS = frozenset({"dict", "Dict", "Mapping", "MutableMapping"})
 BUILTINS = frozenset({"bool", "int", "float", "str", "dict", "list", "tuple", "set", "bytes"})
 
@@ -61,7 +69,9 @@ class GitSource:
 
     def read(self, path: str) -> str | None:
         """Return the file text at the tag, or None when the path does not exist there."""
-        proc = subprocess.run(["git", "--git-dir", self.git_dir, "show", f"{self.commit}:{path}"], capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            ["git", "--git-dir", self.git_dir, "show", f"{self.commit}:{path}"], capture_output=True, text=True, check=False
+        )
         return proc.stdout if proc.returncode == 0 else None
 
     def describe(self) -> str:
@@ -447,8 +457,10 @@ class ParserWalker:
             method = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "add_cli_args")
             self.walk_function(cls_module, method)
         elif func.attr == "pre_register_and_update":
-            self.notes.append("current_platform.pre_register_and_update(parser) runs at run time "
-                              "(vllm-ascend v0.13.0/v0.15.0rc1: adds the 'ascend' choice to --quantization, no new flags)")
+            self.notes.append(
+                "current_platform.pre_register_and_update(parser) runs at run time "
+                "(vllm-ascend v0.13.0/v0.15.0rc1: adds the 'ascend' choice to --quantization, no new flags)"
+            )
 
     def _add_argument(self, call: ast.Call, kwargs_vars: dict) -> None:
         strings = [a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
@@ -602,7 +614,9 @@ def extract(source, version: str, commit: str | None, tag: str, how: str, script
     files_for_types = sorted(set(mods.read_paths) - set(SERVE_FILES) - {ARGPARSE_UTILS})
     hand_notes = []
     if facts["add_help"]:
-        hand_notes.append("-h/--help: added by argparse itself (serve.py's add_parser() does not pass add_help=False); the script adds it from that fact")
+        hand_notes.append(
+            "-h/--help: added by argparse itself (serve.py's add_parser() does not pass add_help=False); the script adds it from that fact"
+        )
     return {
         "vllm_version": version,
         "source": {

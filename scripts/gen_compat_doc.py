@@ -24,8 +24,10 @@ def compat_module():
     """Import _compat_data under its FQCN, linking the tree as ansible_collections/npu/fleet."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from collection_link import link_collection  # pylint: disable=import-outside-toplevel
+
     link_collection(ROOT)
     from ansible_collections.npu.fleet.plugins.module_utils import _compat_data  # pylint: disable=import-outside-toplevel
+
     return _compat_data
 
 
@@ -166,25 +168,44 @@ def releases_section(data, ordered):
             images.append("%s: %s%s" % (family, tags, " (%s)" % ", ".join(extra) if extra else ""))
         min_driver = release.get("min_driver") or (data["cann"].get(release["cann"]) or {}).get("min_driver")
         notes = [release.get("note")] + ["%s: %s" % (arch, why) for arch, why in (release.get("unsupported_platforms") or {}).items()]
-        rows.append([
-            "%s%s" % (version, " (disabled)" if release.get("disabled") else ""), release.get("date"), release.get("vllm"),
-            release["cann"], "%s / %s" % (release.get("torch") or "?", release.get("torch_npu") or "?"),
-            "<br>".join(images), min_driver or "unknown", "; ".join(n for n in notes if n), release["source"],
-        ])
-    return "## vllm-ascend releases\n\nRegistry `%s` (%s); images for %s (%s). NNAL: %s. Min driver: the release's own\n" \
-           "statement, else the CANN row below. Releases v0.7.1rc1, v0.7.3rc1/rc2, v0.8.4rc1 (not in the compatibility matrix)\n" \
-           "and v0.25.1rc1 (no release notes or matrix row at its tag) are left out.\n\n%s\n" % (
-               data["registry"], data.get("registry_source"), ", ".join(data["platforms"]), data.get("platforms_source"),
-               data.get("image_nnal_source") or "not recorded",
-               table(["Release", "Date", "vLLM", "CANN (= NNAL)", "torch / torch-npu", "Tags", "Min driver", "Notes", "Source"], rows))
+        rows.append(
+            [
+                "%s%s" % (version, " (disabled)" if release.get("disabled") else ""),
+                release.get("date"),
+                release.get("vllm"),
+                release["cann"],
+                "%s / %s" % (release.get("torch") or "?", release.get("torch_npu") or "?"),
+                "<br>".join(images),
+                min_driver or "unknown",
+                "; ".join(n for n in notes if n),
+                release["source"],
+            ]
+        )
+    return (
+        "## vllm-ascend releases\n\nRegistry `%s` (%s); images for %s (%s). NNAL: %s. Min driver: the release's own\n"
+        "statement, else the CANN row below. Releases v0.7.1rc1, v0.7.3rc1/rc2, v0.8.4rc1 (not in the compatibility matrix)\n"
+        "and v0.25.1rc1 (no release notes or matrix row at its tag) are left out.\n\n%s\n"
+        % (
+            data["registry"],
+            data.get("registry_source"),
+            ", ".join(data["platforms"]),
+            data.get("platforms_source"),
+            data.get("image_nnal_source") or "not recorded",
+            table(["Release", "Date", "vLLM", "CANN (= NNAL)", "torch / torch-npu", "Tags", "Min driver", "Notes", "Source"], rows),
+        )
+    )
 
 
 def cann_section(data):
-    rows = [[version, row.get("min_driver") or "unknown", row.get("paired_driver"), ", ".join(row.get("python") or []), row["source"]]
-            for version, row in data["cann"].items()]
-    return ("## CANN releases\n\nOldest Ascend HDK (driver) each CANN release supports; a minimum such as `25.0` means every 25.0.x\n"
-            "(25.0.rc1 included). Base Python: the `-py` variants of `quay.io/ascend/cann` that vllm-ascend's Dockerfiles use.\n\n%s\n"
-            % table(["CANN", "Oldest driver", "Paired driver", "Base Python", "Source"], rows))
+    rows = [
+        [version, row.get("min_driver") or "unknown", row.get("paired_driver"), ", ".join(row.get("python") or []), row["source"]]
+        for version, row in data["cann"].items()
+    ]
+    return (
+        "## CANN releases\n\nOldest Ascend HDK (driver) each CANN release supports; a minimum such as `25.0` means every 25.0.x\n"
+        "(25.0.rc1 included). Base Python: the `-py` variants of `quay.io/ascend/cann` that vllm-ascend's Dockerfiles use.\n\n%s\n"
+        % table(["CANN", "Oldest driver", "Paired driver", "Base Python", "Source"], rows)
+    )
 
 
 def architectures_section(data):
@@ -193,19 +214,35 @@ def architectures_section(data):
         if row.get("unsupported"):
             unsupported.append([name, row.get("label"), row["unsupported"], row["source"]])
             continue
-        family = "; ".join("%s from %s (%s)" % (fam, entry["version"], entry["source"]) for fam, entry in (row.get("family_min") or {}).items())
+        family = "; ".join(
+            "%s from %s (%s)" % (fam, entry["version"], entry["source"]) for fam, entry in (row.get("family_min") or {}).items()
+        )
         first = row.get("min_version") or "-"
         if row.get("also_in"):
             first += " (also %s: %s)" % (", ".join(row["also_in"]), row.get("also_in_source"))
         field = "%s (%s)" % (row["field_min_version"], row["field_source"]) if row.get("field_min_version") else None
         mtp = "yes (%s)" % row.get("mtp_source") if row.get("skips_mtp_layers") else "no"
         supported.append([name, row.get("label"), first, field, family, mtp, row["source"]])
-    return ("## Architectures\n\nFirst vllm-ascend release known to run each architecture (`config.json` `architectures`). An\n"
-            "architecture not listed here is served with Transformers until it is added (overrides).\n\n%s\n\n"
-            "### Known unsupported\n\n%s\n" % (
-                table(["Architecture", "Models", "First release (documented)", "Field-reported minimum", "Per chip family",
-                       "MTP layers skipped", "Source"], supported),
-                table(["Architecture", "Models", "Why", "Source"], unsupported)))
+    return (
+        "## Architectures\n\nFirst vllm-ascend release known to run each architecture (`config.json` `architectures`). An\n"
+        "architecture not listed here is served with Transformers until it is added (overrides).\n\n%s\n\n"
+        "### Known unsupported\n\n%s\n"
+        % (
+            table(
+                [
+                    "Architecture",
+                    "Models",
+                    "First release (documented)",
+                    "Field-reported minimum",
+                    "Per chip family",
+                    "MTP layers skipped",
+                    "Source",
+                ],
+                supported,
+            ),
+            table(["Architecture", "Models", "Why", "Source"], unsupported),
+        )
+    )
 
 
 def hardware_section(data, ordered):
@@ -221,19 +258,31 @@ def hardware_section(data, ordered):
             else:
                 working.append(version)
         gaps = "; ".join("%s: %s" % (ranges(versions, ordered), why) for why, versions in broken.items())
-        rows.append([family, row["label"], ", ".join("`%s`" % p for p in row["chips"]),
-                     "`%s`" % row["image_suffix"] if row.get("image_suffix") else ("none" if row.get("image_suffix") is None else "(none)"),
-                     ranges(working, ordered) if working else "none", gaps or row.get("unsupported"), row["source"]])
-    return ("## Hardware families\n\nChip names are matched against `npu-smi info` names (`910B4`, `Ascend910`, `310P3`, `Ascend950PR`).\n"
-            "Tag suffix: appended to the release (`v0.14.0rc1-a3`), before `-openeuler`.\n\n%s\n" % table(
-                ["Family", "Hardware", "Chip names", "Tag suffix", "Releases with a working image", "Not supported", "Source"], rows))
+        rows.append(
+            [
+                family,
+                row["label"],
+                ", ".join("`%s`" % p for p in row["chips"]),
+                "`%s`" % row["image_suffix"] if row.get("image_suffix") else ("none" if row.get("image_suffix") is None else "(none)"),
+                ranges(working, ordered) if working else "none",
+                gaps or row.get("unsupported"),
+                row["source"],
+            ]
+        )
+    return (
+        "## Hardware families\n\nChip names are matched against `npu-smi info` names (`910B4`, `Ascend910`, `310P3`, `Ascend950PR`).\n"
+        "Tag suffix: appended to the release (`v0.14.0rc1-a3`), before `-openeuler`.\n\n%s\n"
+        % table(["Family", "Hardware", "Chip names", "Tag suffix", "Releases with a working image", "Not supported", "Source"], rows)
+    )
 
 
 def transformers_section(data):
     spec = data["transformers"]
-    return ("## Transformers backend image\n\nBase `%s`, server image `%s`, OS `%s`, Python %s (falls back to the CANN row's Python),\n"
-            "CANN of the host (`%s` when the host reports none). Source: %s.\n" % (
-                spec["base_image"], spec["image"], spec["os"], spec["python"], spec["default_cann"], spec["source"]))
+    return (
+        "## Transformers backend image\n\nBase `%s`, server image `%s`, OS `%s`, Python %s (falls back to the CANN row's Python),\n"
+        "CANN of the host (`%s` when the host reports none). Source: %s.\n"
+        % (spec["base_image"], spec["image"], spec["os"], spec["python"], spec["default_cann"], spec["source"])
+    )
 
 
 def render(data, compat):

@@ -6,9 +6,10 @@
 The planner needs every host's facts at once, which no module running on one
 target has: this plugin reads ``hostvars`` (``npu`` from npu_facts,
 ``npu_preflight`` from the preflight role, ``npu_image_selection`` from the
-image_select role and a few ``fleet_plan_*`` inventory variables), lets
+image_select role, ``npu_fleet_containers`` (what runs now) from the
+preflight role and a few ``fleet_plan_*`` inventory variables), lets
 explicit ``hosts`` entries override them, calls
-plugins/module_utils/_placement.py and returns the plan. It never connects to
+plugins/module_utils/_fleet_plan/ and returns the plan. It never connects to
 a host. Documentation: plugins/modules/fleet_plan.py and docs/placement.md.
 """
 
@@ -19,17 +20,19 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.npu.fleet.plugins.module_utils._placement import (
+from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan import (
     DEFAULT_PORT_RANGE,
     SHARE_CAP,
     PlacementError,
     plan,
     render_table,
 )
+from ansible_collections.npu.fleet.plugins.module_utils._replica import ContainerSpecError, replicas_running
+from ansible_collections.npu.fleet.plugins.plugin_utils._plain import plain
 
 ARGUMENT_SPEC = {
     "models": {"type": "list", "elements": "dict", "required": True},
-    "current": {"type": "list", "elements": "dict", "default": []},
+    "current": {"type": "list", "elements": "dict"},
     "hosts": {"type": "dict", "default": {}},
     "inventory_hosts": {"type": "list", "elements": "str"},
     "port_range": {"type": "str", "default": DEFAULT_PORT_RANGE},
@@ -45,23 +48,6 @@ HOSTVAR_FIELDS = (
     ("preflight_reserved_devices", "reserved_devices"),
 )
 NO_PREFLIGHT = "no npu_preflight fact: run the npu.fleet.preflight role first (npu.fleet.plan_models does)"
-
-
-def plain(value):
-    """Deep copy into plain dict/list/str/int/float/bool/None (hostvars hand out lazy, tagged containers)."""
-    if isinstance(value, Mapping):
-        return dict((str(key), plain(item)) for key, item in value.items())
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [plain(item) for item in value]
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, str):
-        return str(value)
-    return value
 
 
 def host_spec_from_vars(hostvars):
@@ -83,6 +69,8 @@ def host_spec_from_vars(hostvars):
         value = hostvars.get(variable)
         if value is not None:
             spec[field] = plain(value)
+    if npu.get("listening_ports"):  # what `ss -Hltn` showed at discovery: taken by something, maybe by us
+        spec["used_ports"] = sorted(set(spec.get("used_ports") or []) | set(plain(npu["listening_ports"])))
     return spec
 
 
@@ -90,8 +78,11 @@ def assemble_hosts(hostvars, names, explicit):
     """Host name -> planner spec: read from hostvars for ``names``, then fields of ``explicit`` win."""
     hosts = {}
     for name in names:
-        spec = host_spec_from_vars(hostvars.get(name) or {}) if name in hostvars else {
-            "chips": [], "preflight_ok": False, "notes": ["not in the inventory"]}
+        spec = (
+            host_spec_from_vars(hostvars.get(name) or {})
+            if name in hostvars
+            else {"chips": [], "preflight_ok": False, "notes": ["not in the inventory"]}
+        )
         hosts[str(name)] = spec
     for name, override in (explicit or {}).items():
         if not isinstance(override, Mapping):
@@ -115,8 +106,9 @@ def image_selector_from_rules(rules):
             raise PlacementError("image_selector[%d] needs at least 'model' (and 'backend' and/or 'image')" % index)
         unknown = sorted(set(rule) - set(("model", "host", "backend", "image")))
         if unknown:
-            raise PlacementError("image_selector[%d]: unknown field(s) %s; allowed: model, host, backend, image"
-                                 % (index, ", ".join(unknown)))
+            raise PlacementError(
+                "image_selector[%d]: unknown field(s) %s; allowed: model, host, backend, image" % (index, ", ".join(unknown))
+            )
     if not rules:
         return None
 
@@ -151,6 +143,16 @@ def make_image_selector(rules, selections):
     return select
 
 
+def running_from_vars(hostvars, names):
+    """What runs now, from the labels of the npu.fleet containers preflight read on each host (npu_fleet_containers)."""
+    current = []
+    for name in names:
+        containers = (hostvars.get(name) or {}).get("npu_fleet_containers") if name in hostvars else None
+        if containers:
+            current.extend(replicas_running(name, plain(containers)))
+    return current
+
+
 def image_selections(hostvars, names):
     """host -> npu_image_selection fact, for the hosts that have one."""
     result = {}
@@ -180,14 +182,18 @@ class ActionModule(ActionBase):
         try:
             hosts = assemble_hosts(hostvars, [str(name) for name in names], args["hosts"])
             if not hosts:
-                raise AnsibleActionFail("no hosts to plan for: run in a play over the NPU hosts, or give 'hosts' "
-                                        "or 'inventory_hosts'")
-            planned = plan(hosts, plain(args["models"]), current=plain(args["current"]),
-                           image_selector=make_image_selector(plain(args["image_selector"]),
-                                                              image_selections(hostvars, [str(n) for n in names])),
-                           share_cap=args["share_chip_limit"], default_port_range=args["port_range"],
-                           known_hosts=sorted(str(name) for name in (task_vars.get("groups") or {}).get("all", [])))
-        except PlacementError as exc:
+                raise AnsibleActionFail("no hosts to plan for: run in a play over the NPU hosts, or give 'hosts' or 'inventory_hosts'")
+            current = plain(args["current"]) if args["current"] is not None else running_from_vars(hostvars, list(hosts))
+            planned = plan(
+                hosts,
+                plain(args["models"]),
+                current=current,
+                image_selector=make_image_selector(plain(args["image_selector"]), image_selections(hostvars, [str(n) for n in names])),
+                share_cap=args["share_chip_limit"],
+                default_port_range=args["port_range"],
+                known_hosts=sorted(str(name) for name in (task_vars.get("groups") or {}).get("all", [])),
+            )
+        except (PlacementError, ContainerSpecError) as exc:
             result.update(failed=True, msg=str(exc))
             return result
         result.update(changed=False, plan=planned, table=render_table(planned))

@@ -252,8 +252,17 @@ def _given(value):
     return value
 
 
-def image_select(profile, host=None, backend="auto", image=None, force=False, vllm_min_version=None, os="ubuntu",
-                 architecture_minimum="strict", overrides=None):
+def image_select(
+    profile,
+    host=None,
+    backend="auto",
+    image=None,
+    force=False,
+    vllm_min_version=None,
+    os="ubuntu",
+    architecture_minimum="strict",
+    overrides=None,
+):
     """Select backend and image for a model profile on a host; see DOCUMENTATION."""
     if _given(host) is None:
         raise AnsibleFilterError("image_select: host is required (the host's npu facts, e.g. hostvars[host].ansible_facts.npu)")

@@ -45,6 +45,13 @@ options:
     type: list
     elements: int
     default: []
+  containers:
+    description:
+      - The host's npu.fleet containers (M(community.docker.docker_host_info) with C(verbose_output)); the processes on the
+        chips their labels name are npu.fleet's own and do not make a chip busy.
+    type: list
+    elements: dict
+    default: []
 seealso:
   - module: npu.fleet.npu_facts
 """
@@ -126,17 +133,28 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.npu.fleet.plugins.module_utils._preflight import evaluate_host
+from ansible_collections.npu.fleet.plugins.module_utils._replica import ContainerSpecError, replicas_running
 
 
-def preflight_verdict(npu, npu_error=None, docker_error=None, require_ascend_runtime=False,
-                      reserved_devices=None, managed_pids=None):
+def preflight_verdict(
+    npu, npu_error=None, docker_error=None, require_ascend_runtime=False, reserved_devices=None, managed_pids=None, containers=None
+):
     """Thin wrapper: the decision lives in module_utils/_preflight.py."""
     if npu is not None and not isinstance(npu, dict):
         raise AnsibleFilterError("preflight_verdict expects the npu facts (a dict) or null, got %s" % type(npu).__name__)
+    try:
+        held = [device for replica in replicas_running("", containers or []) for device in replica["devices"]]
+    except ContainerSpecError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
     return evaluate_host(
-        npu=npu, npu_error=npu_error or None, docker_error=docker_error or None,
+        npu=npu,
+        npu_error=npu_error or None,
+        docker_error=docker_error or None,
         require_ascend_runtime=bool(require_ascend_runtime),
-        reserved_devices=reserved_devices or (), managed_pids=managed_pids or ())
+        reserved_devices=reserved_devices or (),
+        managed_pids=managed_pids or (),
+        managed_devices=held,
+    )
 
 
 class FilterModule:

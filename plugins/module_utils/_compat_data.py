@@ -121,8 +121,9 @@ def merge_overrides(base: Dict[str, Any], overrides: Optional[Dict[str, Any]]) -
     if overrides is None:
         return copy.deepcopy(base)
     if not isinstance(overrides, dict):
-        raise CompatDataError("%s must be a mapping (a dict of the matrix keys to change), got %s"
-                              % (OVERRIDES_NAME, type(overrides).__name__))
+        raise CompatDataError(
+            "%s must be a mapping (a dict of the matrix keys to change), got %s" % (OVERRIDES_NAME, type(overrides).__name__)
+        )
     merged = copy.deepcopy(base)
     for key, value in overrides.items():
         if key == "custom_images" and isinstance(value, list) and isinstance(merged.get(key), list):
@@ -144,11 +145,16 @@ def _merge_value(old: Any, new: Any) -> Any:
 def load_matrix(overrides: Optional[Dict[str, Any]] = None, path: Optional[str] = None) -> Dict[str, Any]:
     """The shipped matrix with ``overrides`` merged in, validated."""
     base = read_data_file(path)
-    if overrides and isinstance(overrides, dict) and "schema_version" in overrides \
-            and overrides["schema_version"] != base.get("schema_version"):
-        raise CompatDataError("%s.schema_version: %r does not match the data's schema_version %r; rewrite the overrides "
-                              "for schema %r" % (OVERRIDES_NAME, overrides["schema_version"], base.get("schema_version"),
-                                                 base.get("schema_version")))
+    if (
+        overrides
+        and isinstance(overrides, dict)
+        and "schema_version" in overrides
+        and overrides["schema_version"] != base.get("schema_version")
+    ):
+        raise CompatDataError(
+            "%s.schema_version: %r does not match the data's schema_version %r; rewrite the overrides "
+            "for schema %r" % (OVERRIDES_NAME, overrides["schema_version"], base.get("schema_version"), base.get("schema_version"))
+        )
     matrix = merge_overrides(base, overrides)
     validate_matrix(matrix, overrides)
     return matrix
@@ -273,7 +279,10 @@ def _check_pattern(value: Any) -> Optional[str]:
     unknown = sorted(set(fields) - set(_PATTERN_FIELDS))
     if unknown:
         return "%r uses unknown placeholder(s) %s; allowed: %s" % (
-            value, ", ".join("{%s}" % name for name in unknown), ", ".join("{%s}" % name for name in _PATTERN_FIELDS))
+            value,
+            ", ".join("{%s}" % name for name in unknown),
+            ", ".join("{%s}" % name for name in _PATTERN_FIELDS),
+        )
     return None
 
 
@@ -465,9 +474,16 @@ def _validate_architectures(checker: _Checker, matrix: Dict[str, Any], hardware:
         family_min = row.get("family_min") or {}
         for family, entry in _check_mapping(checker, family_min, path + ["family_min"], "chip family to a minimum").items():
             if family not in hardware:
-                raise checker.fail(path + ["family_min", family], "unknown chip family %r; known: %s" % (family, ", ".join(sorted(hardware))))
-            _check_fields(checker, entry, {"version": (_check_vllm_version, True), "source": (_check_str, True)},
-                          path + ["family_min", family], "a per-family minimum")
+                raise checker.fail(
+                    path + ["family_min", family], "unknown chip family %r; known: %s" % (family, ", ".join(sorted(hardware)))
+                )
+            _check_fields(
+                checker,
+                entry,
+                {"version": (_check_vllm_version, True), "source": (_check_str, True)},
+                path + ["family_min", family],
+                "a per-family minimum",
+            )
 
 
 def _validate_custom_images(checker: _Checker, matrix: Dict[str, Any], hardware: Dict[str, Any], os_variants: Dict[str, Any]) -> None:

@@ -133,7 +133,11 @@ def host_family(host: Dict[str, Any], matrix: Dict[str, Any]) -> Tuple[Optional[
     for family, row in matrix["hardware"].items():
         if layout and layout in (row.get("layouts") or []):
             return family, "chip family %s (%s) from the npu-smi layout %r%s." % (
-                family, row["label"], layout, " and chips %s" % ", ".join(names) if names else "")
+                family,
+                row["label"],
+                layout,
+                " and chips %s" % ", ".join(names) if names else "",
+            )
     if not names:
         return None, "the host facts name no chips and no chip_family, so no chip family is known."
     families = sorted(set(f for f in (_family_of_chip(name, matrix) for name in names) if f))
@@ -169,23 +173,42 @@ def list_candidates(matrix: Dict[str, Any], family: Optional[str] = None, os_nam
         for fam, variant in release["images"].items():
             suffix = matrix["hardware"][fam]["image_suffix"]
             for name in variant["os"]:
-                candidates.append({
-                    "image": "%s:%s%s%s" % (matrix["registry"], version, suffix, matrix["os_variants"][name]),
-                    "version": version, "family": fam, "os": name, "cann": variant["cann"], "custom": False,
-                    "unsupported": variant.get("unsupported"), "note": variant.get("note") or release.get("note"),
-                    "release": release, "architectures": None,
-                    "min_driver": release.get("min_driver"), "min_driver_source": release.get("min_driver_source"),
-                })
+                candidates.append(
+                    {
+                        "image": "%s:%s%s%s" % (matrix["registry"], version, suffix, matrix["os_variants"][name]),
+                        "version": version,
+                        "family": fam,
+                        "os": name,
+                        "cann": variant["cann"],
+                        "custom": False,
+                        "unsupported": variant.get("unsupported"),
+                        "note": variant.get("note") or release.get("note"),
+                        "release": release,
+                        "architectures": None,
+                        "min_driver": release.get("min_driver"),
+                        "min_driver_source": release.get("min_driver_source"),
+                    }
+                )
     for entry in matrix["custom_images"]:
         if entry.get("disabled"):
             continue
-        candidates.append({
-            "image": entry["image"], "version": entry["version"], "family": entry["family"], "os": entry.get("os", "ubuntu"),
-            "cann": entry["cann"], "custom": True, "unsupported": None, "note": entry.get("note"),
-            "release": matrix["releases"].get(entry["version"]) or {}, "architectures": entry.get("architectures"),
-            "min_driver": entry.get("min_driver"), "min_driver_source": entry.get("source") if entry.get("min_driver") else None,
-            "source": entry["source"],
-        })
+        candidates.append(
+            {
+                "image": entry["image"],
+                "version": entry["version"],
+                "family": entry["family"],
+                "os": entry.get("os", "ubuntu"),
+                "cann": entry["cann"],
+                "custom": True,
+                "unsupported": None,
+                "note": entry.get("note"),
+                "release": matrix["releases"].get(entry["version"]) or {},
+                "architectures": entry.get("architectures"),
+                "min_driver": entry.get("min_driver"),
+                "min_driver_source": entry.get("source") if entry.get("min_driver") else None,
+                "source": entry["source"],
+            }
+        )
     candidates = [c for c in candidates if (family is None or c["family"] == family) and (os_name is None or c["os"] == os_name)]
     candidates.sort(key=lambda c: c["image"])
     candidates.sort(key=lambda c: (vllm_version_key(c["version"]), c["custom"]), reverse=True)
@@ -244,11 +267,16 @@ def _arch_minimum(row: Dict[str, Any], policy: str) -> Tuple[Optional[str], str]
     """(effective minimum release, the sentence naming both minimums and which one wins)."""
     documented, field = row.get("min_version"), row.get("field_min_version")
     if field and policy == "strict" and (not documented or compare_vllm_versions(field, documented) > 0):
-        return field, ("needs vllm-ascend %s or newer - the field-reported minimum (%s), stricter than the documented %s (%s)"
-                       % (field, row["field_source"], documented or "none", row["source"]))
+        return field, (
+            "needs vllm-ascend %s or newer - the field-reported minimum (%s), stricter than the documented %s (%s)"
+            % (field, row["field_source"], documented or "none", row["source"])
+        )
     if documented:
-        extra = "; a field report asks for %s (%s), ignored with architecture_minimum: documented" % (
-            field, row["field_source"]) if field and policy != "strict" else ""
+        extra = (
+            "; a field report asks for %s (%s), ignored with architecture_minimum: documented" % (field, row["field_source"])
+            if field and policy != "strict"
+            else ""
+        )
         return documented, "is supported from vllm-ascend %s (%s)%s" % (documented, row["source"], extra)
     return field, "needs vllm-ascend %s or newer (%s)" % (field, row.get("field_source"))
 
@@ -258,15 +286,28 @@ def _model_problems(profile: Dict[str, Any], arch: Optional[str], matrix: Dict[s
     problems = []
     row = matrix["architectures"].get(arch) if arch else None
     if not arch:
-        problems.append(("ARCH_UNKNOWN", "the profile names no architecture (config.json has no 'architectures'), so no "
-                                         "vllm-ascend release can be shown to support it"))
+        problems.append(
+            (
+                "ARCH_UNKNOWN",
+                "the profile names no architecture (config.json has no 'architectures'), so no "
+                "vllm-ascend release can be shown to support it",
+            )
+        )
     elif row is None:
-        problems.append(("ARCH_UNLISTED", "architecture %s is not listed by any vllm-ascend release in the compatibility data; "
-                                          "add it under %s.architectures (with min_version and source) once tested"
-                         % (arch, "npu_fleet_compat_overrides")))
+        problems.append(
+            (
+                "ARCH_UNLISTED",
+                "architecture %s is not listed by any vllm-ascend release in the compatibility data; "
+                "add it under %s.architectures (with min_version and source) once tested" % (arch, "npu_fleet_compat_overrides"),
+            )
+        )
     elif row.get("unsupported"):
-        problems.append(("ARCH_UNSUPPORTED", "architecture %s is not supported by vllm-ascend: %s (source: %s)"
-                         % (arch, row["unsupported"], row["source"])))
+        problems.append(
+            (
+                "ARCH_UNSUPPORTED",
+                "architecture %s is not supported by vllm-ascend: %s (source: %s)" % (arch, row["unsupported"], row["source"]),
+            )
+        )
     layer_problem = _layer_problem(profile, row or {})
     if layer_problem:
         problems.append(("EXTRA_LAYERS", layer_problem))
@@ -289,11 +330,16 @@ def _layer_problem(profile: Dict[str, Any], row: Dict[str, Any]) -> Optional[str
     if row.get("skips_mtp_layers") and nextn > 0 and all(layers <= i < layers + nextn for i in extra):
         return None
     first = "%s%d" % (prefix, extra[0])
-    why = ("the class %s has no MTP skip" % profile.get("architecture") if nextn > 0 and not row.get("skips_mtp_layers")
-           else "num_nextn_predict_layers=%s, so no vLLM class skips them" % (nextn if nextn else "0/unset"))
+    why = (
+        "the class %s has no MTP skip" % profile.get("architecture")
+        if nextn > 0 and not row.get("skips_mtp_layers")
+        else "num_nextn_predict_layers=%s, so no vLLM class skips them" % (nextn if nextn else "0/unset")
+    )
     listed = ", ".join(str(i) for i in extra)
-    return ("the weights carry layer(s) %s beyond num_hidden_layers=%d (%s%s, MTP weights; %s): vLLM's loader fails with "
-            "\"There is no module or parameter named '%s'\"" % (listed, layers, prefix, listed, why, first))
+    return (
+        "the weights carry layer(s) %s beyond num_hidden_layers=%d (%s%s, MTP weights; %s): vLLM's loader fails with "
+        "\"There is no module or parameter named '%s'\"" % (listed, layers, prefix, listed, why, first)
+    )
 
 
 def _arch_problems(candidate: Dict[str, Any], arch: Optional[str], matrix: Dict[str, Any], policy: str) -> List[Tuple[str, str]]:
@@ -313,13 +359,17 @@ def _arch_problems(candidate: Dict[str, Any], arch: Optional[str], matrix: Dict[
         problems.append(("ARCH_TOO_OLD", "%s is older than %s: %s %s" % (version, minimum, arch, sentence)))
     family_min = (row.get("family_min") or {}).get(candidate["family"])
     if family_min and compare_vllm_versions(version, family_min["version"]) < 0:
-        problems.append(("ARCH_FAMILY_TOO_OLD", "%s is older than %s, the first release that runs %s on %s (%s)"
-                         % (version, family_min["version"], arch, candidate["family"], family_min["source"])))
+        problems.append(
+            (
+                "ARCH_FAMILY_TOO_OLD",
+                "%s is older than %s, the first release that runs %s on %s (%s)"
+                % (version, family_min["version"], arch, candidate["family"], family_min["source"]),
+            )
+        )
     return problems
 
 
-def _host_problems(candidate: Dict[str, Any], host: Dict[str, Any], matrix: Dict[str, Any],
-                   warnings: List[str]) -> List[Tuple[str, str]]:
+def _host_problems(candidate: Dict[str, Any], host: Dict[str, Any], matrix: Dict[str, Any], warnings: List[str]) -> List[Tuple[str, str]]:
     """Driver too old for the image's CANN, host NNAL older than it, CPU architecture not built."""
     problems = []
     arch = host.get("arch")
@@ -333,16 +383,26 @@ def _host_problems(candidate: Dict[str, Any], host: Dict[str, Any], matrix: Dict
     source = candidate.get("min_driver_source") if candidate.get("min_driver") else cann_row.get("source")
     driver = host.get("driver_version")
     if _older(driver, min_driver):
-        problems.append(("DRIVER_TOO_OLD", "host driver %s is older than %s, the oldest Ascend HDK that CANN %s (in %s) supports (%s)"
-                         % (driver, min_driver, candidate["cann"], candidate["version"], source)))
+        problems.append(
+            (
+                "DRIVER_TOO_OLD",
+                "host driver %s is older than %s, the oldest Ascend HDK that CANN %s (in %s) supports (%s)"
+                % (driver, min_driver, candidate["cann"], candidate["version"], source),
+            )
+        )
     elif driver and min_driver and _older(driver, min_driver) is None:
         warnings.append("host driver %r could not be compared with %s" % (driver, min_driver))
     nnal = host.get("nnal_version")
     if nnal and _older(_release_line(nnal), candidate["cann"]):
-        problems.append(("NNAL_OLDER", "host NNAL %s is older than CANN %s in %s: ATB fails with `libatb.so: undefined symbol` "
-                                       "when the host NNAL reaches the container (field report, Eva-4B-V2; vllm-ascend issue #750; "
-                                       "quick_start.md 'NNAL == CANN'); install Ascend-cann-nnal %s or newer on the host"
-                         % (nnal, candidate["cann"], candidate["version"], candidate["cann"])))
+        problems.append(
+            (
+                "NNAL_OLDER",
+                "host NNAL %s is older than CANN %s in %s: ATB fails with `libatb.so: undefined symbol` "
+                "when the host NNAL reaches the container (field report, Eva-4B-V2; vllm-ascend issue #750; "
+                "quick_start.md 'NNAL == CANN'); install Ascend-cann-nnal %s or newer on the host"
+                % (nnal, candidate["cann"], candidate["version"], candidate["cann"]),
+            )
+        )
     elif nnal and _older(_release_line(nnal), candidate["cann"]) is None:
         warnings.append("host NNAL %r could not be compared with CANN %s" % (nnal, candidate["cann"]))
     return problems
@@ -367,8 +427,12 @@ def _evaluate(candidate: Dict[str, Any], context: Dict[str, Any]) -> List[Tuple[
 
 
 def _rejection(candidate: Dict[str, Any], problems: List[Tuple[str, str]]) -> Dict[str, Any]:
-    return {"image": candidate["image"], "version": candidate["version"], "codes": [code for code, _text in problems],
-            "reason": "; ".join(text for _code, text in problems)}
+    return {
+        "image": candidate["image"],
+        "version": candidate["version"],
+        "codes": [code for code, _text in problems],
+        "reason": "; ".join(text for _code, text in problems),
+    }
 
 
 # --------------------------------------------------------------------------- Transformers
@@ -383,8 +447,7 @@ def _torch_for_cann(cann: str, matrix: Dict[str, Any]) -> Tuple[Optional[str], O
     return None, None, None
 
 
-def transformers_build(host: Dict[str, Any], family: Optional[str], matrix: Dict[str, Any],
-                       warnings: List[str]) -> Dict[str, Any]:
+def transformers_build(host: Dict[str, Any], family: Optional[str], matrix: Dict[str, Any], warnings: List[str]) -> Dict[str, Any]:
     """Name the Transformers server image and the base it is built from; nothing is built here.
 
     The base is the CANN container image of the host's CANN release for this
@@ -393,9 +456,15 @@ def transformers_build(host: Dict[str, Any], family: Optional[str], matrix: Dict
     spec = matrix["transformers"]
     chip = matrix["hardware"][family].get("cann_chip") if family else None
     if not chip:
-        raise ImageSelectError("no backend can serve this host: %s" % (
-            "its chip family is unknown" if not family else "chip family %s has no CANN container image (cann_chip), %s"
-            % (family, matrix["hardware"][family].get("unsupported") or "none is known")))
+        raise ImageSelectError(
+            "no backend can serve this host: %s"
+            % (
+                "its chip family is unknown"
+                if not family
+                else "chip family %s has no CANN container image (cann_chip), %s"
+                % (family, matrix["hardware"][family].get("unsupported") or "none is known")
+            )
+        )
     cann = _release_line(host.get("cann_version") or "")
     if not host.get("cann_version"):
         cann = spec["default_cann"]
@@ -431,30 +500,48 @@ def _pinned(context: Dict[str, Any]) -> Dict[str, Any]:
     """A pinned vLLM image: used when the rules accept it, or with force; otherwise ImageSelectError."""
     wishes, matrix = context["wishes"], context["matrix"]
     pin = wishes["image"]
-    candidate = _resolve_pin(pin, matrix, context["family"], wishes["os"]) or _resolve_bare_tag(pin, matrix, context["family"], wishes["os"])
+    candidate = _resolve_pin(pin, matrix, context["family"], wishes["os"]) or _resolve_bare_tag(
+        pin, matrix, context["family"], wishes["os"]
+    )
     if candidate is None:
-        message = ("pinned image %s is not in the compatibility data, so no rule can vouch for it; add it under "
-                   "npu_fleet_compat_overrides.custom_images (image, version, family, cann, source) or set force: true" % pin)
+        message = (
+            "pinned image %s is not in the compatibility data, so no rule can vouch for it; add it under "
+            "npu_fleet_compat_overrides.custom_images (image, version, family, cann, source) or set force: true" % pin
+        )
         if not wishes["force"]:
             raise ImageSelectError(message)
         context["warnings"].append("%s - used unchecked because force is true" % message)
         return _result("vllm", pin, None, context, ["image %s was pinned (force: true)." % pin], [])
     problems = _evaluate(candidate, context)
     if any(code == "BELOW_MIN_VERSION" for code, _text in problems):
-        raise ImageSelectError("pinned image %s contradicts vllm_min_version: %s" % (
-            candidate["image"], "; ".join(text for code, text in problems if code == "BELOW_MIN_VERSION")), [_rejection(candidate, problems)])
+        raise ImageSelectError(
+            "pinned image %s contradicts vllm_min_version: %s"
+            % (candidate["image"], "; ".join(text for code, text in problems if code == "BELOW_MIN_VERSION")),
+            [_rejection(candidate, problems)],
+        )
     if problems and not wishes["force"]:
-        raise ImageSelectError("pinned image %s is refused: %s" % (candidate["image"], "; ".join(text for _code, text in problems)),
-                               [_rejection(candidate, problems)])
+        raise ImageSelectError(
+            "pinned image %s is refused: %s" % (candidate["image"], "; ".join(text for _code, text in problems)),
+            [_rejection(candidate, problems)],
+        )
     reasons = ["image %s was pinned%s." % (candidate["image"], " and passes every rule" if not problems else "")]
     if problems:
-        context["warnings"].append("pinned image %s breaks the rules and is used because force is true: %s"
-                                   % (candidate["image"], "; ".join(text for _code, text in problems)))
+        context["warnings"].append(
+            "pinned image %s breaks the rules and is used because force is true: %s"
+            % (candidate["image"], "; ".join(text for _code, text in problems))
+        )
     return _result("vllm", candidate["image"], candidate, context, reasons, [_rejection(candidate, problems)] if problems else [])
 
 
-def _result(backend: str, image: str, candidate: Optional[Dict[str, Any]], context: Dict[str, Any], reasons: List[str],
-            rejected: List[Dict[str, Any]], build: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+def _result(
+    backend: str,
+    image: str,
+    candidate: Optional[Dict[str, Any]],
+    context: Dict[str, Any],
+    reasons: List[str],
+    rejected: List[Dict[str, Any]],
+    build: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Any]:
     release = (candidate or {}).get("release") or {}
     if candidate and candidate.get("note"):
         context["warnings"].append("%s: %s" % (candidate["image"], candidate["note"]))
@@ -492,25 +579,33 @@ def _why_no_vllm(context: Dict[str, Any], evaluated: List[Tuple[Dict[str, Any], 
         reasons.append("no vLLM image: the host's chip family is unknown.")
         return reasons
     if not evaluated:
-        reasons.append("no vLLM image: no vllm-ascend release publishes a %s image for %s chips (%s)."
-                       % (context["wishes"]["os"], context["family"], context["matrix"]["hardware"][context["family"]].get(
-                           "unsupported") or "none in the compatibility data"))
+        reasons.append(
+            "no vLLM image: no vllm-ascend release publishes a %s image for %s chips (%s)."
+            % (
+                context["wishes"]["os"],
+                context["family"],
+                context["matrix"]["hardware"][context["family"]].get("unsupported") or "none in the compatibility data",
+            )
+        )
         return reasons
     if reasons:
         return reasons
     host_only = [(c, p) for c, p in evaluated if p and all(code in HOST_CODES for code, _text in p)]
     if host_only:
         candidate, problems = host_only[0]
-        reasons.append("the host's driver/NNAL cannot run any image that supports the model: the newest such image, %s, is "
-                       "rejected because %s (%d image(s) fail only on the host stack)."
-                       % (candidate["image"], "; ".join(text for _code, text in problems), len(host_only)))
+        reasons.append(
+            "the host's driver/NNAL cannot run any image that supports the model: the newest such image, %s, is "
+            "rejected because %s (%d image(s) fail only on the host stack)."
+            % (candidate["image"], "; ".join(text for _code, text in problems), len(host_only))
+        )
         return reasons
     candidate, problems = evaluated[0]
     return ["no vLLM image fits: the newest, %s, is rejected because %s." % (candidate["image"], "; ".join(t for _c, t in problems))]
 
 
-def select_backend(profile: Dict[str, Any], host: Dict[str, Any], wishes: Optional[Dict[str, Any]] = None,
-                   matrix: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+def select_backend(
+    profile: Dict[str, Any], host: Dict[str, Any], wishes: Optional[Dict[str, Any]] = None, matrix: Optional[Dict[str, Any]] = None
+) -> Dict[str, Any]:
     """Choose backend and image for ``profile`` (npu.fleet.model_profile) on ``host`` (npu_facts).
 
     Rules, in order:
@@ -532,14 +627,24 @@ def select_backend(profile: Dict[str, Any], host: Dict[str, Any], wishes: Option
     if not isinstance(profile, dict):
         raise ValueError("profile must be a dict (what npu.fleet.model_profile returns), got %s" % type(profile).__name__)
     if not isinstance(host, dict):
-        raise ValueError("host must be a dict of host facts (hostvars[host].npu or chip_family, driver_version, cann_version, "
-                         "nnal_version, arch), got %s" % type(host).__name__)
+        raise ValueError(
+            "host must be a dict of host facts (hostvars[host].npu or chip_family, driver_version, cann_version, "
+            "nnal_version, arch), got %s" % type(host).__name__
+        )
     matrix = matrix if matrix is not None else load_matrix()
     wishes = _wishes(wishes, matrix)
     family, family_reason = host_family(host, matrix)
     arch = _architecture(profile, matrix)
-    context = {"wishes": wishes, "matrix": matrix, "host": host, "family": family, "family_reason": family_reason,
-               "arch": arch, "warnings": [], "model_problems": _model_problems(profile, arch, matrix)}
+    context = {
+        "wishes": wishes,
+        "matrix": matrix,
+        "host": host,
+        "family": family,
+        "family_reason": family_reason,
+        "arch": arch,
+        "warnings": [],
+        "model_problems": _model_problems(profile, arch, matrix),
+    }
     if wishes["image"] and wishes["backend"] != "transformers":
         return _pinned(context)
     if wishes["backend"] == "transformers":
@@ -565,8 +670,10 @@ def _chosen_reasons(chosen: Dict[str, Any], context: Dict[str, Any], count: int)
         reasons.append("%s %s." % (context["arch"], _arch_minimum(row, context["wishes"]["architecture_minimum"])[1]))
     elif chosen.get("architectures"):
         reasons.append("%s is listed as supported by the custom image %s (%s)." % (context["arch"], chosen["image"], chosen.get("source")))
-    reasons.append("selected %s, the newest of %d image(s) that pass every rule (vLLM %s, CANN %s, torch_npu %s)."
-                   % (chosen["image"], count, release.get("vllm") or "?", chosen["cann"], release.get("torch_npu") or "?"))
+    reasons.append(
+        "selected %s, the newest of %d image(s) that pass every rule (vLLM %s, CANN %s, torch_npu %s)."
+        % (chosen["image"], count, release.get("vllm") or "?", chosen["cann"], release.get("torch_npu") or "?")
+    )
     return reasons
 
 
@@ -579,6 +686,42 @@ def _transformers(context: Dict[str, Any], why: List[str], rejected: List[Dict[s
         image = wishes["image"]
         build = dict(build, image=image, tag=image.rpartition(":")[2] if ":" in image.rpartition("/")[2] else "latest")
         reasons.append("the Transformers server image name %s was pinned." % image)
-    reasons.append("backend transformers: %s built FROM %s (CANN %s for %s chips, torch_npu %s)."
-                   % (image, build["base_image"], build["cann"], context["family"], build["torch_npu"] or "unknown"))
+    reasons.append(
+        "backend transformers: %s built FROM %s (CANN %s for %s chips, torch_npu %s)."
+        % (image, build["base_image"], build["cann"], context["family"], build["torch_npu"] or "unknown")
+    )
     return _result("transformers", image, None, context, reasons, rejected, build)
+
+
+# Wishes a catalogue entry may set; the others come from the play (image_select role variables).
+ENTRY_WISHES = ("backend", "image", "force", "vllm_min_version")
+
+
+def select_catalogue(
+    models: List[Dict[str, Any]],
+    host: Dict[str, Any],
+    defaults: Optional[Dict[str, Any]] = None,
+    matrix: Optional[Dict[str, Any]] = None,
+    host_name: str = "this host",
+) -> Dict[str, Any]:
+    """``select_backend`` for every entry of the validated catalogue on one host: model name -> choice.
+
+    An entry's own wish wins over ``defaults`` (backend, vllm_min_version,
+    os, architecture_minimum from the play). A refusal names the model and
+    the host.
+    """
+    matrix = matrix if matrix is not None else load_matrix()
+    base = dict((key, value) for key, value in (defaults or {}).items() if value not in (None, ""))
+    selection = {}
+    for entry in models or []:
+        wishes = dict(base)
+        wishes.update((key, entry[key]) for key in ENTRY_WISHES if entry.get(key) not in (None, ""))
+        if "profile" not in entry:
+            raise ValueError("model %s has no profile; validate the catalogue with npu.fleet.model_catalogue first" % entry.get("name"))
+        try:
+            selection[entry["name"]] = select_backend(entry["profile"], host, wishes, matrix)
+        except ImageSelectError as exc:
+            raise ImageSelectError("model %s on %s: %s" % (entry["name"], host_name, exc), exc.rejected) from None
+        except ValueError as exc:
+            raise ValueError("model %s on %s: %s" % (entry["name"], host_name, exc)) from None
+    return selection

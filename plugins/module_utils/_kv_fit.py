@@ -69,9 +69,19 @@ HCCL_COMMUNICATORS_WITH_TP = 2
 # (logits and probabilities): dtype bytes + 2 x 4 per vocabulary entry and sequence.
 SAMPLER_FLOAT32_COPIES = 2
 
-_REQUIRED = ("num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim", "hidden_size",
-             "dtype_bytes", "attention", "kv_cache_bytes_per_token_per_layer", "kv_cache_full_layers",
-             "kv_cache_sliding_layers", "effective_context")
+_REQUIRED = (
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "hidden_size",
+    "dtype_bytes",
+    "attention",
+    "kv_cache_bytes_per_token_per_layer",
+    "kv_cache_full_layers",
+    "kv_cache_sliding_layers",
+    "effective_context",
+)
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -84,16 +94,22 @@ def _gib(value: float) -> str:
     return "%.1f GiB" % (value / GiB)
 
 
-def _check_inputs(profile: Any, tp: Any, util: Any, block_size: Any, min_model_len: Any,
-                  max_num_seqs: Any, max_num_batched_tokens: Any) -> None:
+def _check_inputs(
+    profile: Any, tp: Any, util: Any, block_size: Any, min_model_len: Any, max_num_seqs: Any, max_num_batched_tokens: Any
+) -> None:
     """Reject inputs that make the arithmetic meaningless, naming the input."""
     if not isinstance(profile, dict):
         raise ValueError("profile must be a dict as returned by npu.fleet.model_profile, got %s" % type(profile).__name__)
     missing = [k for k in _REQUIRED if k not in profile]
     if missing:
         raise ValueError("profile lacks %s; pass the 'profile' returned by npu.fleet.model_profile" % ", ".join(missing))
-    for name, value in (("tensor_parallel_size", tp), ("block_size", block_size), ("min_model_len", min_model_len),
-                        ("max_num_seqs", max_num_seqs), ("max_num_batched_tokens", max_num_batched_tokens)):
+    for name, value in (
+        ("tensor_parallel_size", tp),
+        ("block_size", block_size),
+        ("min_model_len", min_model_len),
+        ("max_num_seqs", max_num_seqs),
+        ("max_num_batched_tokens", max_num_batched_tokens),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError("%s must be a positive integer, got %r" % (name, value))
     if isinstance(util, bool) or not isinstance(util, (int, float)) or not 0 < util <= 1:
@@ -140,8 +156,7 @@ def _kv_heads_per_rank(profile: Dict[str, Any], tp: int) -> Tuple[Optional[int],
         return 1, None  # the latent cache is replicated on every rank
     kv = profile["num_key_value_heads"]
     if (kv >= tp and kv % tp) or (kv < tp and tp % kv):
-        return None, ("vLLM requires num_key_value_heads (%d) and tensor_parallel_size (%d) to divide one another"
-                      % (kv, tp))
+        return None, ("vLLM requires num_key_value_heads (%d) and tensor_parallel_size (%d) to divide one another" % (kv, tp))
     return max(1, kv // tp), None
 
 
@@ -152,8 +167,9 @@ def _per_layer_bytes(profile: Dict[str, Any], kv_per_rank: int) -> int:
     return 2 * kv_per_rank * profile["head_dim"] * profile["dtype_bytes"]
 
 
-def kv_bytes_for_length(profile: Dict[str, Any], length: int, per_layer: int, block_size: int,
-                        max_num_batched_tokens: int, sliding_window_as_full: bool = False) -> int:
+def kv_bytes_for_length(
+    profile: Dict[str, Any], length: int, per_layer: int, block_size: int, max_num_batched_tokens: int, sliding_window_as_full: bool = False
+) -> int:
     """KV bytes one request of ``length`` tokens needs on one rank, per vLLM's specs.
 
     Full-attention layers: ``cdiv(length, block) x page``; sliding-window
@@ -230,8 +246,15 @@ def _weights_per_rank(profile: Dict[str, Any], tp: int, kv_per_rank: int) -> Tup
     per_rank = _cdiv(total, tp)
     kv = profile["num_key_value_heads"]
     if profile["attention"] != "mla" and tp > kv:
-        per_rank += (profile["num_hidden_layers"] * 2 * profile["hidden_size"] * profile["head_dim"]
-                     * profile["dtype_bytes"] * (kv_per_rank * tp - kv) // tp)
+        per_rank += (
+            profile["num_hidden_layers"]
+            * 2
+            * profile["hidden_size"]
+            * profile["head_dim"]
+            * profile["dtype_bytes"]
+            * (kv_per_rank * tp - kv)
+            // tp
+        )
     return per_rank, source
 
 
@@ -255,18 +278,25 @@ def _budget(profile: Dict[str, Any], tp: int, settings: Dict[str, Any]) -> Dict[
     if settings["halve"] and available > 0:
         available //= 2
     per_layer = _per_layer_bytes(profile, kv_per_rank)
-    result.update({
-        "kv_per_rank": kv_per_rank, "weights": weights, "weights_source": weights_source, "activation": activation,
-        "non_torch": non_torch, "reserve": reserve, "reserve_source": reserve_source, "available": available,
-        "per_layer": per_layer,
-    })
+    result.update(
+        {
+            "kv_per_rank": kv_per_rank,
+            "weights": weights,
+            "weights_source": weights_source,
+            "activation": activation,
+            "non_torch": non_torch,
+            "reserve": reserve,
+            "reserve_source": reserve_source,
+            "available": available,
+            "per_layer": per_layer,
+        }
+    )
     return result
 
 
 def _need(profile: Dict[str, Any], budget: Dict[str, Any], length: int, settings: Dict[str, Any]) -> int:
     """KV bytes for one request of ``length`` tokens under this budget's TP split."""
-    return kv_bytes_for_length(profile, length, budget["per_layer"], settings["block_size"], settings["mbt"],
-                               settings["sliding_as_full"])
+    return kv_bytes_for_length(profile, length, budget["per_layer"], settings["block_size"], settings["mbt"], settings["sliding_as_full"])
 
 
 def _max_fit(profile: Dict[str, Any], budget: Dict[str, Any], settings: Dict[str, Any]) -> int:
@@ -308,14 +338,25 @@ def _where(chip_bytes: int, tp: int, util: float) -> str:
     return "on %s at %.2f" % (chips, util)
 
 
-def kv_fit(profile: Dict[str, Any], chip_memory_bytes: Optional[int] = None, chip_memory_mb: Optional[float] = None,
-           tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9, block_size: int = ASCEND_BLOCK_SIZE,
-           max_model_len: Optional[int] = None, min_model_len: int = DEFAULT_MIN_MODEL_LEN,
-           max_num_seqs: int = DEFAULT_MAX_NUM_SEQS, max_num_batched_tokens: int = DEFAULT_MAX_NUM_BATCHED_TOKENS,
-           concurrency_len: Optional[int] = None, chip_family: Optional[str] = None,
-           vllm_ascend_version: Optional[str] = None, device_reserved_bytes: Optional[int] = None,
-           reserve_bytes: Optional[int] = None, hccl_buffsize_mb: int = DEFAULT_HCCL_BUFFSIZE_MB,
-           sliding_window_as_full: bool = False) -> Dict[str, Any]:
+def kv_fit(
+    profile: Dict[str, Any],
+    chip_memory_bytes: Optional[int] = None,
+    chip_memory_mb: Optional[float] = None,
+    tensor_parallel_size: int = 1,
+    gpu_memory_utilization: float = 0.9,
+    block_size: int = ASCEND_BLOCK_SIZE,
+    max_model_len: Optional[int] = None,
+    min_model_len: int = DEFAULT_MIN_MODEL_LEN,
+    max_num_seqs: int = DEFAULT_MAX_NUM_SEQS,
+    max_num_batched_tokens: int = DEFAULT_MAX_NUM_BATCHED_TOKENS,
+    concurrency_len: Optional[int] = None,
+    chip_family: Optional[str] = None,
+    vllm_ascend_version: Optional[str] = None,
+    device_reserved_bytes: Optional[int] = None,
+    reserve_bytes: Optional[int] = None,
+    hccl_buffsize_mb: int = DEFAULT_HCCL_BUFFSIZE_MB,
+    sliding_window_as_full: bool = False,
+) -> Dict[str, Any]:
     """Decide whether ``profile`` serves ``max_model_len`` tokens on this chip.
 
     ``chip_memory_*`` is one chip's HBM as npu-smi reports it; the runtime
@@ -325,21 +366,33 @@ def kv_fit(profile: Dict[str, Any], chip_memory_bytes: Optional[int] = None, chi
     ``recommended_max_model_len``) or ``does_not_fit``, with ``message`` saying
     why in numbers. Raises ValueError for invalid inputs.
     """
-    _check_inputs(profile, tensor_parallel_size, gpu_memory_utilization, block_size, min_model_len, max_num_seqs,
-                  max_num_batched_tokens)
-    for name, value in (("max_model_len", max_model_len), ("concurrency_len", concurrency_len),
-                        ("device_reserved_bytes", device_reserved_bytes), ("reserve_bytes", reserve_bytes)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0
-                                  or (value == 0 and name in ("max_model_len", "concurrency_len"))):
+    _check_inputs(profile, tensor_parallel_size, gpu_memory_utilization, block_size, min_model_len, max_num_seqs, max_num_batched_tokens)
+    for name, value in (
+        ("max_model_len", max_model_len),
+        ("concurrency_len", concurrency_len),
+        ("device_reserved_bytes", device_reserved_bytes),
+        ("reserve_bytes", reserve_bytes),
+    ):
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or value < 0
+            or (value == 0 and name in ("max_model_len", "concurrency_len"))
+        ):
             raise ValueError("%s must be a positive integer, got %r" % (name, value))
     chip = _chip_bytes(chip_memory_bytes, chip_memory_mb)
     tp = tensor_parallel_size
     settings = {
         "chip_bytes": chip,
         "device_reserved": DEFAULT_DEVICE_RESERVED_BYTES if device_reserved_bytes is None else device_reserved_bytes,
-        "util": float(gpu_memory_utilization), "block_size": block_size, "mbt": max_num_batched_tokens,
-        "max_num_seqs": max_num_seqs, "reserve_bytes": reserve_bytes, "hccl_buffsize_mb": hccl_buffsize_mb,
-        "halve": _halves_budget(chip_family, vllm_ascend_version), "sliding_as_full": bool(sliding_window_as_full),
+        "util": float(gpu_memory_utilization),
+        "block_size": block_size,
+        "mbt": max_num_batched_tokens,
+        "max_num_seqs": max_num_seqs,
+        "reserve_bytes": reserve_bytes,
+        "hccl_buffsize_mb": hccl_buffsize_mb,
+        "halve": _halves_budget(chip_family, vllm_ascend_version),
+        "sliding_as_full": bool(sliding_window_as_full),
     }
     if settings["device_reserved"] >= chip:
         raise ValueError("device_reserved_bytes (%d) must be below the chip memory (%d)" % (settings["device_reserved"], chip))
@@ -355,8 +408,10 @@ def kv_fit(profile: Dict[str, Any], chip_memory_bytes: Optional[int] = None, chi
         return _finish(result, "does_not_fit", None, budget["refusal"] + ".", [budget["refusal"]])
     target = requested_len
     if requested_len > context:
-        reasons.append("max_model_len %d exceeds the model's context of %d tokens (%s); vLLM refuses it unless "
-                       "VLLM_ALLOW_LONG_MAX_MODEL_LEN=1" % (requested_len, context, profile.get("context_rule", "")))
+        reasons.append(
+            "max_model_len %d exceeds the model's context of %d tokens (%s); vLLM refuses it unless "
+            "VLLM_ALLOW_LONG_MAX_MODEL_LEN=1" % (requested_len, context, profile.get("context_rule", ""))
+        )
         target = context
     halved = " (halved by the 310P worker)" if settings["halve"] else ""
     if budget["available"] <= 0:
@@ -366,7 +421,12 @@ def kv_fit(profile: Dict[str, Any], chip_memory_bytes: Optional[int] = None, chi
     need_requested = _need(profile, budget, requested_len, settings)
     result.update({"kv_needed_bytes": need_requested, "max_model_len_fit": max_fit})
     head = "%d tokens need %s of KV cache, %s is available%s %s" % (
-        requested_len, _gib(need_requested), _gib(budget["available"]), halved, where)
+        requested_len,
+        _gib(need_requested),
+        _gib(budget["available"]),
+        halved,
+        where,
+    )
     if need <= budget["available"]:
         verdict = "capped" if target != requested_len else "fits"
         message = head + ("; capped to the model's context, %d." % target if verdict == "capped" else "; fits.")
@@ -379,9 +439,15 @@ def kv_fit(profile: Dict[str, Any], chip_memory_bytes: Optional[int] = None, chi
         need_floor = _need(profile, budget, floor, settings)
         suggestion = _suggest_tp(profile, tp, floor, settings)
         result["suggested_tensor_parallel_size"] = suggestion
-        message = ("even min_model_len %d tokens need %s of KV cache, but only %s is available%s %s; the longest "
-                   "that fits is %d%s." % (floor, _gib(need_floor), _gib(budget["available"]), halved, where, max_fit,
-                                           _tp_hint(suggestion)))
+        message = "even min_model_len %d tokens need %s of KV cache, but only %s is available%s %s; the longest that fits is %d%s." % (
+            floor,
+            _gib(need_floor),
+            _gib(budget["available"]),
+            halved,
+            where,
+            max_fit,
+            _tp_hint(suggestion),
+        )
         reasons.append("below min_model_len %d: only %d tokens fit" % (floor, max_fit))
         return _finish(result, "does_not_fit", None, message, reasons)
     _concurrency(result, profile, budget, settings, concurrency_len or recommended)
@@ -395,41 +461,57 @@ def _tp_hint(suggestion: Optional[int]) -> str:
     return "; no tensor_parallel_size up to 16 helps: use a larger chip or a quantized checkpoint"
 
 
-def _no_memory(result: Dict[str, Any], profile: Dict[str, Any], budget: Dict[str, Any], settings: Dict[str, Any],
-               tp: int, floor: int, where: str, reasons: List[str]) -> Dict[str, Any]:
+def _no_memory(
+    result: Dict[str, Any],
+    profile: Dict[str, Any],
+    budget: Dict[str, Any],
+    settings: Dict[str, Any],
+    tp: int,
+    floor: int,
+    where: str,
+    reasons: List[str],
+) -> Dict[str, Any]:
     """Verdict when nothing is left for the KV cache ("No available memory for the cache blocks")."""
     suggestion = _suggest_tp(profile, tp, floor, settings)
     result["suggested_tensor_parallel_size"] = suggestion
     if budget["weights"] >= budget["requested"]:
-        message = ("weights alone need %s per chip, more than the %s budget (%.2f of %s usable) %s%s."
-                   % (_gib(budget["weights"]), _gib(budget["requested"]), settings["util"], _gib(budget["usable"]),
-                      where, _tp_hint(suggestion)))
+        message = "weights alone need %s per chip, more than the %s budget (%.2f of %s usable) %s%s." % (
+            _gib(budget["weights"]),
+            _gib(budget["requested"]),
+            settings["util"],
+            _gib(budget["usable"]),
+            where,
+            _tp_hint(suggestion),
+        )
         reasons.append("weights exceed the memory budget")
     else:
-        message = ("weights (%s) plus the runtime reserve (%s) leave no memory for the KV cache within the %s budget "
-                   "%s; vLLM stops with 'No available memory for the cache blocks'%s."
-                   % (_gib(budget["weights"]), _gib(budget["reserve"]), _gib(budget["requested"]), where,
-                      _tp_hint(suggestion)))
+        message = (
+            "weights (%s) plus the runtime reserve (%s) leave no memory for the KV cache within the %s budget "
+            "%s; vLLM stops with 'No available memory for the cache blocks'%s."
+            % (_gib(budget["weights"]), _gib(budget["reserve"]), _gib(budget["requested"]), where, _tp_hint(suggestion))
+        )
         reasons.append("no available memory for the cache blocks")
     result["max_model_len_fit"] = 0
     return _finish(result, "does_not_fit", None, message, reasons)
 
 
-def _concurrency(result: Dict[str, Any], profile: Dict[str, Any], budget: Dict[str, Any], settings: Dict[str, Any],
-                 length: int) -> None:
+def _concurrency(result: Dict[str, Any], profile: Dict[str, Any], budget: Dict[str, Any], settings: Dict[str, Any], length: int) -> None:
     """How many requests of ``length`` tokens the cache holds (vLLM's 'Maximum concurrency')."""
     length = min(length, profile["effective_context"])
     per_request = _need(profile, budget, length, settings)
     ratio = budget["available"] / per_request if per_request else 0.0
-    result.update({
-        "concurrency_len": length,
-        "max_concurrency": round(ratio, 2),
-        "concurrent_sequences": min(int(ratio), settings["max_num_seqs"]),
-    })
+    result.update(
+        {
+            "concurrency_len": length,
+            "max_concurrency": round(ratio, 2),
+            "concurrent_sequences": min(int(ratio), settings["max_num_seqs"]),
+        }
+    )
 
 
-def _base_result(profile: Dict[str, Any], tp: int, settings: Dict[str, Any], budget: Dict[str, Any],
-                 requested_len: int, floor: int) -> Dict[str, Any]:
+def _base_result(
+    profile: Dict[str, Any], tp: int, settings: Dict[str, Any], budget: Dict[str, Any], requested_len: int, floor: int
+) -> Dict[str, Any]:
     """Every number of the arithmetic, for users who want to check it."""
     per_layer = budget.get("per_layer")
     all_layers = profile["kv_cache_full_layers"] + profile["kv_cache_sliding_layers"]
@@ -473,8 +555,7 @@ def _base_result(profile: Dict[str, Any], tp: int, settings: Dict[str, Any], bud
     }
 
 
-def _finish(result: Dict[str, Any], verdict: str, recommended: Optional[int], message: str,
-            reasons: List[str]) -> Dict[str, Any]:
+def _finish(result: Dict[str, Any], verdict: str, recommended: Optional[int], message: str, reasons: List[str]) -> Dict[str, Any]:
     """Set the verdict fields last, so every return path fills the same keys."""
     result.update({"verdict": verdict, "recommended_max_model_len": recommended, "message": message, "reasons": reasons})
     return result

@@ -36,7 +36,6 @@ def parse_ss_listening(text):
         if fields[0] == "State":
             continue  # a header, when -H was not honoured
         if len(fields) < 5 or fields[0] != "LISTEN":
-            raise ListenPortsError("ss -Hltn line %d: expected 'LISTEN recv-q send-q local peer', got %r" % (
-                line_number, line))
+            raise ListenPortsError("ss -Hltn line %d: expected 'LISTEN recv-q send-q local peer', got %r" % (line_number, line))
         ports.add(_port_of(fields[3], line_number, line))
     return sorted(ports)

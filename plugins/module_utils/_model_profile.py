@@ -12,8 +12,8 @@ context longer than the cache, MTP weights the loader does not expect) are all
 decidable from ``config.json``, the safetensors index or headers and
 ``generation_config.json``. This module reads exactly those: for weights it
 reads the 8-byte header length and the JSON header of each ``*.safetensors``
-file and never a byte of tensor data, so a 700 GB checkpoint profiles in
-milliseconds.
+file (``_safetensors.py``) and never a byte of tensor data, so a 700 GB
+checkpoint profiles in milliseconds.
 
 The rules mirror vLLM (file and commit named in docs/memory.md):
 
@@ -32,27 +32,21 @@ from __future__ import annotations
 import json
 import os
 import re
-import struct
 from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+from ansible_collections.npu.fleet.plugins.module_utils._safetensors import ModelProfileError, _read_header
 
 __all__ = [
     "DTYPE_BYTES",
     "ModelProfileError",
-    "SAFETENSORS_DTYPE_BYTES",
     "dtype_bytes",
     "profile_model",
-    "read_safetensors_header",
-    "tensor_totals",
 ]
 
 CONFIG_FILE = "config.json"
 GENERATION_CONFIG_FILE = "generation_config.json"
 SAFETENSORS_INDEX_FILE = "model.safetensors.index.json"
 PYTORCH_INDEX_FILE = "pytorch_model.bin.index.json"
-
-# The safetensors format caps the JSON header at 100 MB; a larger length is a
-# corrupt or non-safetensors file, and reading it would be the expensive mistake.
-SAFETENSORS_MAX_HEADER = 100 * 1000 * 1000
 
 # Keys that hold the language model inside multimodal / OCR wrappers.
 TEXT_CONFIG_KEYS = ("text_config", "llm_config", "language_config")
@@ -91,12 +85,6 @@ _DTYPE_ALIASES = {
     "fp16": "float16",
     "bf16": "bfloat16",
 }
-SAFETENSORS_DTYPE_BYTES = {
-    "F64": 8, "I64": 8, "U64": 8,
-    "F32": 4, "I32": 4, "U32": 4,
-    "F16": 2, "BF16": 2, "I16": 2, "U16": 2,
-    "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "I8": 1, "U8": 1, "BOOL": 1,
-}
 
 # Decoder-layer weight names, with the prefixes seen in text-only checkpoints
 # (model.layers.N.), in new-style multimodal wrappers (model.language_model.layers.N.,
@@ -105,14 +93,6 @@ SAFETENSORS_DTYPE_BYTES = {
 _LAYER_NAME = re.compile(r"^((?:model\.language_model\.|language_model\.model\.|model\.)layers\.)(\d+)\.")
 
 _QUANT_BITS = {"fp8": 8, "mxfp4": 4, "nvfp4": 4, "bitsandbytes_8bit": 8}
-
-
-class ModelProfileError(Exception):
-    """A checkpoint file is missing, malformed or lacks a field the profile needs.
-
-    The message always names the file, so a failed task tells the operator
-    which file to fix or re-download.
-    """
 
 
 # --------------------------------------------------------------------------- files
@@ -141,79 +121,6 @@ def _read_json(path: str, required: bool = True) -> Optional[Dict[str, Any]]:
     return data
 
 
-def read_safetensors_header(path: str) -> Tuple[Dict[str, Any], int]:
-    """Return (header dict, header length) of one safetensors file; see _read_header."""
-    header, length, _totals = _read_header(path)
-    return header, length
-
-
-def _read_header(path: str) -> Tuple[Dict[str, Any], int, Tuple[int, int, int]]:
-    """Return (header, header length, tensor_totals) of one safetensors file.
-
-    Reads 8 bytes plus the header, nothing else. Checks the header against the
-    file size so that an interrupted download is reported here, by name, and
-    not as a cryptic error minutes into container start.
-    """
-    try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            prefix = handle.read(8)
-            if len(prefix) < 8:
-                raise ModelProfileError(
-                    "%s: truncated safetensors file: %d bytes, shorter than the 8-byte header length" % (path, len(prefix)))
-            (length,) = struct.unpack("<Q", prefix)
-            if length > SAFETENSORS_MAX_HEADER or length > size - 8:
-                raise ModelProfileError(
-                    "%s: truncated or corrupt safetensors header: it claims %d bytes, but the file holds %d after the "
-                    "8-byte length (safetensors caps headers at %d)" % (path, length, size - 8, SAFETENSORS_MAX_HEADER))
-            raw = handle.read(length)
-    except OSError as exc:
-        raise ModelProfileError("%s: cannot read: %s" % (path, exc))
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ModelProfileError("%s: safetensors header is not valid JSON: %s" % (path, exc))
-    if not isinstance(header, dict):
-        raise ModelProfileError("%s: safetensors header is not a JSON object" % path)
-    totals = tensor_totals(path, header)
-    if totals[2] > size - 8 - length:
-        raise ModelProfileError(
-            "%s: truncated safetensors file: tensor data ends at byte %d of the data section, but only %d bytes "
-            "follow the header (incomplete download?)" % (path, totals[2], size - 8 - length))
-    return header, length, totals
-
-
-def _is_int(value: Any) -> bool:
-    """An int that is not a bool (JSON true would otherwise pass as 1)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def tensor_totals(path: str, header: Dict[str, Any]) -> Tuple[int, int, int]:
-    """(data bytes, stored elements, end of the last tensor's data) of one header.
-
-    One pass, because a 50,000-tensor header is walked on every profile; an
-    entry without valid ``data_offsets`` or ``shape`` is an error naming the tensor.
-    """
-    total = elements = end = 0
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            begin, stop = entry["data_offsets"]
-            count = 1
-            for dim in entry["shape"]:
-                count *= dim
-        except (TypeError, KeyError, ValueError):
-            raise ModelProfileError("%s: tensor %r needs 'shape' and 'data_offsets' [begin, end]" % (path, name))
-        if not (_is_int(begin) and _is_int(stop) and _is_int(count)) or stop < begin:
-            raise ModelProfileError("%s: tensor %r has no valid data_offsets [begin, end]" % (path, name))
-        total += stop - begin
-        elements += count
-        if stop > end:
-            end = stop
-    return total, elements, end
-
-
 def _weights(path: str, warnings: List[str]) -> Dict[str, Any]:
     """Find the weights: exact bytes, stored element count and tensor names.
 
@@ -237,12 +144,16 @@ def _weights(path: str, warnings: List[str]) -> Dict[str, Any]:
         shards = [f for f in listed if os.path.isfile(os.path.join(path, f))]
         complete = len(shards) == len(listed)
         if not shards:
-            warnings.append("none of the %d shard file(s) named by %s is in the directory: only the configuration "
-                            "was copied, the model cannot be served from here." % (len(listed), SAFETENSORS_INDEX_FILE))
+            warnings.append(
+                "none of the %d shard file(s) named by %s is in the directory: only the configuration "
+                "was copied, the model cannot be served from here." % (len(listed), SAFETENSORS_INDEX_FILE)
+            )
         elif not complete:
             missing = [f for f in listed if f not in shards]
-            warnings.append("%s names %d shard file(s) that are not in the directory (%s): the checkpoint is "
-                            "incomplete and will not load." % (SAFETENSORS_INDEX_FILE, len(missing), ", ".join(missing[:5])))
+            warnings.append(
+                "%s names %d shard file(s) that are not in the directory (%s): the checkpoint is "
+                "incomplete and will not load." % (SAFETENSORS_INDEX_FILE, len(missing), ", ".join(missing[:5]))
+            )
         total = (index.get("metadata") or {}).get("total_size")
         if isinstance(total, (int, float)) and not isinstance(total, bool) and total > 0:
             result["bytes"] = int(total)
@@ -267,8 +178,9 @@ def _weights(path: str, warnings: List[str]) -> Dict[str, Any]:
             result["bytes"] = summed
             result["bytes_source"] = "sum of tensor sizes in %d safetensors header(s)" % len(shards)
         elif summed != result["bytes"]:
-            warnings.append("%s metadata.total_size is %s bytes but the shard headers add up to %d."
-                            % (SAFETENSORS_INDEX_FILE, result["bytes"], summed))
+            warnings.append(
+                "%s metadata.total_size is %s bytes but the shard headers add up to %d." % (SAFETENSORS_INDEX_FILE, result["bytes"], summed)
+            )
     if index is None:
         result["names"] = names
     return result
@@ -289,8 +201,10 @@ def _pytorch_weights(path: str, result: Dict[str, Any], warnings: List[str]) -> 
     if bins or index is not None:
         result["format"] = "pytorch"
         result["files"] = len(bins)
-        warnings.append("weights are pickle (.bin) files, not safetensors: sizes are approximate and the layer names "
-                        "could not be checked unless an index lists them.")
+        warnings.append(
+            "weights are pickle (.bin) files, not safetensors: sizes are approximate and the layer names "
+            "could not be checked unless an index lists them."
+        )
 
 
 # --------------------------------------------------------------------------- config fields
@@ -347,7 +261,7 @@ def _normalise_dtype(name: Any) -> Optional[str]:
         return None
     key = name.strip().lower()
     if key.startswith("torch."):
-        key = key[len("torch."):]
+        key = key[len("torch.") :]
     return _DTYPE_ALIASES.get(key, key)
 
 
@@ -399,8 +313,9 @@ def _rope(text: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     }
 
 
-def _effective_context(text: Dict[str, Any], gemma3: bool, rope: Optional[Dict[str, Any]],
-                       where: str, warnings: List[str]) -> Tuple[Optional[int], int, int, str]:
+def _effective_context(
+    text: Dict[str, Any], gemma3: bool, rope: Optional[Dict[str, Any]], where: str, warnings: List[str]
+) -> Tuple[Optional[int], int, int, str]:
     """(native length, effective context, default max_model_len, rule applied).
 
     vLLM's rule (vllm/config/model.py ``_get_and_verify_max_len``): take the
@@ -503,13 +418,16 @@ def _attention(text: Dict[str, Any], heads: int, hidden: int, where: str) -> Dic
     if text.get("multi_query") is True:
         kv_heads = 1
     else:
-        kv_heads = _positive_int(text, ("num_key_value_heads", "num_kv_heads", "n_head_kv", "multi_query_group_num"),
-                                 where, required=False) or heads
+        kv_heads = (
+            _positive_int(text, ("num_key_value_heads", "num_kv_heads", "n_head_kv", "multi_query_group_num"), where, required=False)
+            or heads
+        )
     head_dim = _positive_int(text, ("head_dim", "kv_channels"), where, required=False)
     if head_dim is None:
         if hidden % heads:
-            raise ModelProfileError("%s: no 'head_dim' and hidden_size %d is not divisible by num_attention_heads %d"
-                                    % (where, hidden, heads))
+            raise ModelProfileError(
+                "%s: no 'head_dim' and hidden_size %d is not divisible by num_attention_heads %d" % (where, hidden, heads)
+            )
         head_dim = hidden // heads
     if kv_heads == 1 and heads > 1:
         kind = "mqa"
@@ -582,8 +500,9 @@ def _extra_layers(names: Iterable[str], num_layers: int) -> Tuple[List[int], Opt
     return sorted(extra), prefix, sorted(seen)
 
 
-def _estimate_parameters(text: Dict[str, Any], geo: Dict[str, Any], layers: int, hidden: int, heads: int,
-                         vocab: Optional[int], moe: Optional[Dict[str, Any]]) -> int:
+def _estimate_parameters(
+    text: Dict[str, Any], geo: Dict[str, Any], layers: int, hidden: int, heads: int, vocab: Optional[int], moe: Optional[Dict[str, Any]]
+) -> int:
     """Language-model parameters from the config shapes (no vision tower, norms ignored).
 
     Used only when no safetensors header can be read; good to a few percent for
@@ -618,8 +537,7 @@ def _generation_defaults(path: str) -> Optional[Dict[str, Any]]:
     gen = _read_json(os.path.join(path, GENERATION_CONFIG_FILE), required=False)
     if gen is None:
         return None
-    keys = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens", "do_sample",
-            "eos_token_id")
+    keys = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens", "do_sample", "eos_token_id")
     return dict((k, gen[k]) for k in keys if k in gen)
 
 
@@ -678,8 +596,24 @@ def profile_model(path: str, dtype: Optional[str] = None) -> Dict[str, Any]:
         parameters = _estimate_parameters(text, geo, layers, hidden, heads, vocab, moe)
         parameters_source = "estimated from config (language model only)"
 
-    _warn(warnings, text, layers, loops, window, sliding_layers, linear_layers, kinds, quant, extra, extra_prefix,
-          seen, mtp, weights, dtype_source, serve_dtype)
+    _warn(
+        warnings,
+        text,
+        layers,
+        loops,
+        window,
+        sliding_layers,
+        linear_layers,
+        kinds,
+        quant,
+        extra,
+        extra_prefix,
+        seen,
+        mtp,
+        weights,
+        dtype_source,
+        serve_dtype,
+    )
 
     profile = {
         "path": path,
@@ -747,10 +681,24 @@ def _mtp_layers(text: Dict[str, Any], extra: List[int]) -> Tuple[int, Optional[s
     return 0, None
 
 
-def _warn(warnings: List[str], text: Dict[str, Any], layers: int, loops: int, window: Optional[int], sliding: int,
-          linear: int, kinds: Dict[str, int], quant: Optional[Dict[str, Any]], extra: List[int],
-          extra_prefix: Optional[str], seen: List[int], mtp: int, weights: Dict[str, Any], dtype_source: str,
-          serve_dtype: str) -> None:
+def _warn(
+    warnings: List[str],
+    text: Dict[str, Any],
+    layers: int,
+    loops: int,
+    window: Optional[int],
+    sliding: int,
+    linear: int,
+    kinds: Dict[str, int],
+    quant: Optional[Dict[str, Any]],
+    extra: List[int],
+    extra_prefix: Optional[str],
+    seen: List[int],
+    mtp: int,
+    weights: Dict[str, Any],
+    dtype_source: str,
+    serve_dtype: str,
+) -> None:
     """Turn what the profile found into sentences an operator can act on."""
     if extra:
         declared = text.get("num_nextn_predict_layers")
@@ -760,30 +708,40 @@ def _warn(warnings: List[str], text: Dict[str, Any], layers: int, loops: int, wi
                 "weights contain %d layer(s) beyond num_hidden_layers=%d (%s; MTP, num_nextn_predict_layers=%d): vLLM's "
                 "DeepSeek-V2/V3 and GLM-4.5 classes skip them, but a class without that skip or the Transformers backend "
                 "fails with \"There is no module or parameter named '%s'\"."
-                % (len(extra), layers, ", ".join(str(i) for i in extra), declared, first))
+                % (len(extra), layers, ", ".join(str(i) for i in extra), declared, first)
+            )
         else:
             warnings.append(
                 "weights contain layer(s) %s beyond num_hidden_layers=%d (MTP weights?) while the config declares "
                 "num_nextn_predict_layers=%s: vLLM's generic loading path cannot load them and fails with "
                 "\"There is no module or parameter named '%s'\"; serve with a loader that skips them or with Transformers."
-                % (", ".join(str(i) for i in extra), layers, declared if declared is not None else "(unset)", first))
+                % (", ".join(str(i) for i in extra), layers, declared if declared is not None else "(unset)", first)
+            )
     if seen and len(seen) < layers:
         missing = sorted(set(range(layers)) - set(seen))
-        warnings.append("config.json says num_hidden_layers=%d but the weights name no tensors for layer(s) %s."
-                        % (layers, _ranges(missing)))
+        warnings.append(
+            "config.json says num_hidden_layers=%d but the weights name no tensors for layer(s) %s." % (layers, _ranges(missing))
+        )
     if window:
-        warnings.append("sliding window of %d tokens on %d of %d layer(s)%s: vLLM budgets those layers by the window "
-                        "(SlidingWindowSpec), not by the sequence length."
-                        % (window, sliding, layers * loops, " (layer slots)" if loops > 1 else ""))
+        warnings.append(
+            "sliding window of %d tokens on %d of %d layer(s)%s: vLLM budgets those layers by the window "
+            "(SlidingWindowSpec), not by the sequence length." % (window, sliding, layers * loops, " (layer slots)" if loops > 1 else "")
+        )
     if linear:
-        warnings.append("%d linear-attention layer(s) keep a fixed-size state per sequence, not a per-token KV cache; "
-                        "that state is not included in the KV arithmetic." % linear)
+        warnings.append(
+            "%d linear-attention layer(s) keep a fixed-size state per sequence, not a per-token KV cache; "
+            "that state is not included in the KV arithmetic." % linear
+        )
     if loops > 1:
-        warnings.append("looped transformer (num_loops=%d): each of the %d layers runs %d times, so the KV cache holds "
-                        "%d layer slots." % (loops, layers, loops, layers * loops))
+        warnings.append(
+            "looped transformer (num_loops=%d): each of the %d layers runs %d times, so the KV cache holds "
+            "%d layer slots." % (loops, layers, loops, layers * loops)
+        )
     if quant:
-        warnings.append("weights are pre-quantized (%s%s): the serving image must support this method on Ascend."
-                        % (quant["method"], ", %s-bit" % quant["bits"] if quant["bits"] else ""))
+        warnings.append(
+            "weights are pre-quantized (%s%s): the serving image must support this method on Ascend."
+            % (quant["method"], ", %s-bit" % quant["bits"] if quant["bits"] else "")
+        )
     if weights["bytes"] is None:
         warnings.append("no weight files found: weights_bytes is unknown and memory fits use the parameter estimate.")
     if not dtype_source.startswith(("config", "override")):
@@ -792,11 +750,14 @@ def _warn(warnings: List[str], text: Dict[str, Any], layers: int, loops: int, wi
     if other:
         warnings.append("unrecognised layer_types %s are counted as neither full nor sliding attention." % ", ".join(other))
     if isinstance(text.get("index_topk"), int):
-        warnings.append("sparse attention (DSA, index_topk=%d): its indexer keeps an extra per-token key cache that is "
-                        "not included in the KV arithmetic." % text["index_topk"])
+        warnings.append(
+            "sparse attention (DSA, index_topk=%d): its indexer keeps an extra per-token key cache that is "
+            "not included in the KV arithmetic." % text["index_topk"]
+        )
     if mtp and not extra:
-        warnings.append("config declares %d MTP layer(s); speculative decoding with MTP adds their KV cache on top of the "
-                        "figures here." % mtp)
+        warnings.append(
+            "config declares %d MTP layer(s); speculative decoding with MTP adds their KV cache on top of the figures here." % mtp
+        )
 
 
 def _ranges(indices: List[int]) -> str:

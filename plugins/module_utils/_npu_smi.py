@@ -518,7 +518,7 @@ def parse_info(text: str) -> Dict[str, Any]:
     layout = _Layout(lines[header_index], lines[header_index + 1])
     reader = _TableReader(layout)
     last: Line = lines[header_index + 1]
-    for line in lines[header_index + 2:]:
+    for line in lines[header_index + 2 :]:
         reader.feed(line)
         if line[1].strip():
             last = line
@@ -560,7 +560,7 @@ def parse_info_m(text: str) -> Dict[str, Any]:
         raise _fail("no npu-smi info -m header (NPU ID / Chip ID / Chip Logic ID) found", _first_content(lines))
     keys = _info_m_columns(lines[header_at])
     chips, mcus = [], []
-    for line in lines[header_at + 1:]:
+    for line in lines[header_at + 1 :]:
         words = line[1].split()
         if not words:
             continue
@@ -569,7 +569,7 @@ def parse_info_m(text: str) -> Dict[str, Any]:
         entry: Dict[str, Any] = {"phy_id": None}
         for key, token in zip(keys[:-1], words):
             entry[key] = _opt_int(token, key, line)
-        entry["name"] = " ".join(words[len(keys) - 1:])
+        entry["name"] = " ".join(words[len(keys) - 1 :])
         if entry["npu_id"] is None or entry["chip_id"] is None:
             raise _fail("npu-smi info -m row has no NPU or chip id", line)
         (chips if entry["logic_id"] is not None else mcus).append(entry)
@@ -788,8 +788,10 @@ def _merge_one(chip: Dict[str, Any], entry: Dict[str, Any]) -> Dict[str, Any]:
     merged["logic_id"] = entry["logic_id"]
     if entry["phy_id"] is not None:
         if chip["phy_id"] is not None and chip["phy_id"] != entry["phy_id"]:
-            raise NpuSmiMismatchError("NPU %s chip %s: npu-smi info says Phy-ID %s, info -m says %s"
-                                      % (chip["npu_id"], entry["chip_id"], chip["phy_id"], entry["phy_id"]))
+            raise NpuSmiMismatchError(
+                "NPU %s chip %s: npu-smi info says Phy-ID %s, info -m says %s"
+                % (chip["npu_id"], entry["chip_id"], chip["phy_id"], entry["phy_id"])
+            )
         if chip["phy_id"] is None:
             merged["phy_id"], merged["phy_id_source"] = entry["phy_id"], "info -m"
     merged["device"] = davinci_path(merged["phy_id"])
@@ -821,8 +823,10 @@ def apply_phyid_remap(chips: List[Dict[str, Any]], remaps: Iterable[Dict[str, in
 def _check_remap(chip: Dict[str, Any], remap: Dict[str, int]) -> None:
     for key in ("logic_id", "phy_id"):
         if chip[key] is not None and chip[key] != remap[key]:
-            raise NpuSmiMismatchError("NPU %s chip %s: %s is %s, but phyid-remap -p %s says %s"
-                                      % (chip["npu_id"], chip["chip_id"], key, chip[key], remap["phy_id"], remap[key]))
+            raise NpuSmiMismatchError(
+                "NPU %s chip %s: %s is %s, but phyid-remap -p %s says %s"
+                % (chip["npu_id"], chip["chip_id"], key, chip[key], remap["phy_id"], remap[key])
+            )
 
 
 # ----------------------------------------------------------------- help and topology
@@ -844,7 +848,7 @@ def parse_info_help(text: str) -> Dict[str, List[str]]:
     for _number, raw in lines:
         stripped = raw.strip()
         if stripped.startswith("type:"):
-            collecting, stripped = True, stripped[len("type:"):]
+            collecting, stripped = True, stripped[len("type:") :]
         elif collecting and (not stripped or stripped.endswith(":") or stripped.startswith("-")):
             break
         if collecting:
@@ -864,7 +868,7 @@ def parse_topo(text: str) -> Dict[str, Any]:
     npus = names[:-2]
     links: Dict[str, Dict[str, str]] = {}
     affinity: Dict[str, str] = {}
-    for line in lines[header[0]:]:
+    for line in lines[header[0] :]:
         words = line[1].split()
         if not words:
             break

@@ -6,12 +6,17 @@
 """Prove an OpenAI-compatible endpoint serves: ready, the right model and length, tokens streaming.
 
 Standard library only (it runs on the NPU host, next to the container), so
-the probe sees the endpoint exactly as a client on that host does.
+the probe sees the endpoint exactly as a client on that host does. When a
+replica fails, ``failure_details`` turns what Docker says about its container
+(``docker inspect`` JSON, ``docker logs`` text) into the state, the last log
+lines and the diagnosis (plugins/module_utils/_failure_signatures.py).
 """
 
 import json
 import socket
 import time
+
+from ansible_collections.npu.fleet.plugins.module_utils._failure_signatures import diagnose
 
 try:  # Python 3
     import http.client as http_client
@@ -20,7 +25,9 @@ except ImportError:  # pragma: no cover - Python 2 targets are not supported by 
     http_client = None
     urlsplit = None
 
-__all__ = ["ProbeFailed", "wait_ready", "check_models", "stream_chat"]
+__all__ = ["ProbeFailed", "wait_ready", "check_models", "stream_chat", "container_state", "failure_details", "LOG_TAIL_LINES"]
+
+LOG_TAIL_LINES = 20  # log lines a failure carries (the diagnosis reads every line collected)
 
 
 class ProbeFailed(Exception):
@@ -95,11 +102,15 @@ def check_models(base_url, served_name, max_model_len=None, api_key=None):
     return entry
 
 
-def stream_chat(base_url, served_name, api_key=None, prompt="Say hello in five words.", max_tokens=16, timeout=120.0,
-                clock=time.monotonic):
+def stream_chat(base_url, served_name, api_key=None, prompt="Say hello in five words.", max_tokens=16, timeout=120.0, clock=time.monotonic):
     """One streamed chat completion: time to first token, total time, chunks, text."""
-    body = {"model": served_name, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
-            "temperature": 0, "stream": True}
+    body = {
+        "model": served_name,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "stream": True,
+    }
     connection = _connection(base_url, timeout)
     started = clock()
     first = None
@@ -108,8 +119,10 @@ def stream_chat(base_url, served_name, api_key=None, prompt="Say hello in five w
         connection.request("POST", "/v1/chat/completions", body=json.dumps(body), headers=_headers(api_key))
         response = connection.getresponse()
         if response.status != 200:
-            raise ProbeFailed("stream", "POST /v1/chat/completions answered %d: %s"
-                              % (response.status, response.read().decode("utf-8", "replace").strip()[:300]))
+            raise ProbeFailed(
+                "stream",
+                "POST /v1/chat/completions answered %d: %s" % (response.status, response.read().decode("utf-8", "replace").strip()[:300]),
+            )
         while True:
             raw = response.readline()
             if not raw:
@@ -140,5 +153,48 @@ def stream_chat(base_url, served_name, api_key=None, prompt="Say hello in five w
         raise ProbeFailed("stream", "the stream ended without data: [DONE]")
     if first is None:
         raise ProbeFailed("stream", "the stream carried no token")
-    return {"ttft_ms": round((first - started) * 1000.0, 1), "total_ms": round(total * 1000.0, 1), "chunks": chunks,
-            "text": "".join(parts)[:200]}
+    return {
+        "ttft_ms": round((first - started) * 1000.0, 1),
+        "total_ms": round(total * 1000.0, 1),
+        "chunks": chunks,
+        "text": "".join(parts)[:200],
+    }
+
+
+def container_state(inspect_output, error=None):
+    """``docker inspect <name>`` output (a JSON array of one container) -> status, exit_code, oom_killed, restarts, error.
+
+    ``error`` is what to report when the container could not be inspected (the command's stderr); fields Docker did not
+    give are None.
+    """
+    state = {"status": None, "exit_code": None, "oom_killed": None, "restarts": None, "error": None}
+    try:
+        data = json.loads(inspect_output) if (inspect_output or "").strip() else None
+    except ValueError:
+        data = None
+        error = error or "docker inspect did not return JSON: %s" % inspect_output.strip()[:200]
+    if isinstance(data, list):
+        data = data[0] if data else None
+    if isinstance(data, dict):
+        docker_state = data.get("State") or {}
+        state.update(
+            status=docker_state.get("Status"),
+            exit_code=docker_state.get("ExitCode"),
+            oom_killed=docker_state.get("OOMKilled"),
+            restarts=data.get("RestartCount"),
+            error=docker_state.get("Error") or None,
+        )
+    if error and not state["error"]:
+        state["error"] = error.strip()[:500]
+    return state
+
+
+def failure_details(inspect_output, log_text, inspect_error=None, tail_lines=LOG_TAIL_LINES):
+    """What a failed replica's container says: ``state`` (container_state), ``log_tail`` (its last ``tail_lines``
+    lines) and ``diagnosis`` (cause, fix and evidence from the whole ``log_text``, see _failure_signatures.diagnose)."""
+    text = log_text or ""
+    return {
+        "state": container_state(inspect_output, inspect_error),
+        "log_tail": text.splitlines()[-tail_lines:],
+        "diagnosis": diagnose(text),
+    }

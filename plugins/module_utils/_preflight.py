@@ -20,6 +20,7 @@ from ansible_collections.npu.fleet.plugins.module_utils._ascend_versions import 
     AscendVersionError,
     compare_versions,
 )
+from ansible_collections.npu.fleet.plugins.module_utils._busy import foreign_processes
 
 __all__ = ["HOST_PATHS", "evaluate_host", "release_line"]
 
@@ -32,19 +33,43 @@ WARNING = "warning"
 # Sources: vllm-ascend docs/source/quick_start.md (the docker run mount list) and
 # the field report in shared/research/README.md (aclInit 107001 without fwkacllib).
 HOST_PATHS = (
-    ("driver/lib64", "DRIVER_LIB64_MISSING", "containers cannot load libascend_hal.so",
-     "install the Ascend NPU driver package (Ascend-hdk-*-npu-driver) on the host"),
-    ("driver/version.info", "DRIVER_VERSION_INFO_MISSING", "CANN in the container cannot check the driver version",
-     "reinstall the Ascend NPU driver; it writes <ascend_root>/driver/version.info"),
-    ("ascend_install.info", "ASCEND_INSTALL_INFO_MISSING", "the runtime in the container cannot find the driver install path",
-     "reinstall the Ascend NPU driver; it writes /etc/ascend_install.info"),
-    ("dcmi", "DCMI_MISSING", "npu-smi and the runtime in the container cannot query the chips",
-     "install the driver with its dcmi component (/usr/local/dcmi)"),
-    ("npu-smi", "NPU_SMI_MISSING", "npu-smi cannot be mounted into containers for health checks",
-     "install the Ascend NPU driver, which provides /usr/local/bin/npu-smi"),
+    (
+        "driver/lib64",
+        "DRIVER_LIB64_MISSING",
+        "containers cannot load libascend_hal.so",
+        "install the Ascend NPU driver package (Ascend-hdk-*-npu-driver) on the host",
+    ),
+    (
+        "driver/version.info",
+        "DRIVER_VERSION_INFO_MISSING",
+        "CANN in the container cannot check the driver version",
+        "reinstall the Ascend NPU driver; it writes <ascend_root>/driver/version.info",
+    ),
+    (
+        "ascend_install.info",
+        "ASCEND_INSTALL_INFO_MISSING",
+        "the runtime in the container cannot find the driver install path",
+        "reinstall the Ascend NPU driver; it writes /etc/ascend_install.info",
+    ),
+    (
+        "dcmi",
+        "DCMI_MISSING",
+        "npu-smi and the runtime in the container cannot query the chips",
+        "install the driver with its dcmi component (/usr/local/dcmi)",
+    ),
+    (
+        "npu-smi",
+        "NPU_SMI_MISSING",
+        "npu-smi cannot be mounted into containers for health checks",
+        "install the Ascend NPU driver, which provides /usr/local/bin/npu-smi",
+    ),
 )
-FWKACLLIB = ("fwkacllib", "FWKACLLIB_MISSING", "aclInit fails with error 107001 in containers that mount the host toolkit",
-             "install the CANN toolkit with its fwkacllib component (Ascend-cann-toolkit --full)")
+FWKACLLIB = (
+    "fwkacllib",
+    "FWKACLLIB_MISSING",
+    "aclInit fails with error 107001 in containers that mount the host toolkit",
+    "install the CANN toolkit with its fwkacllib component (Ascend-cann-toolkit --full)",
+)
 UNKNOWN_PATH = ("", "HOST_PATH_MISSING", "containers that mount it will not start", "create or install it on the host")
 
 HEALTHY = "OK"
@@ -73,7 +98,7 @@ def _chip_label(chip):
     return "NPU %s chip %s (%s)" % (chip.get("npu_id"), chip.get("chip_id"), chip.get("device"))
 
 
-def _chip_problems(chips, managed_pids):
+def _chip_problems(chips, managed_pids, managed_devices):
     """Health and foreign-process findings, one problem per affected chip."""
     problems = []
     for chip in chips:
@@ -81,58 +106,86 @@ def _chip_problems(chips, managed_pids):
         if health != HEALTHY:
             severity = WARNING
             usable = health in DEGRADED
-            problems.append(_problem(
-                "CHIP_UNHEALTHY", severity,
-                "%s reports health %s; %s" % (
-                    _chip_label(chip), health, "it stays usable" if usable else "it will not be used"),
-                "inspect with `npu-smi info -t health -i %s` and clear the alarm (or reset the chip) before "
-                "placing models on it" % chip.get("npu_id"),
-                device=chip.get("device"), usable=usable))
-        foreign = [proc for proc in chip.get("processes") or [] if proc.get("pid") not in managed_pids]
+            problems.append(
+                _problem(
+                    "CHIP_UNHEALTHY",
+                    severity,
+                    "%s reports health %s; %s" % (_chip_label(chip), health, "it stays usable" if usable else "it will not be used"),
+                    "inspect with `npu-smi info -t health -i %s` and clear the alarm (or reset the chip) before "
+                    "placing models on it" % chip.get("npu_id"),
+                    device=chip.get("device"),
+                    usable=usable,
+                )
+            )
+        foreign = foreign_processes(chip, chip.get("device") in managed_devices, managed_pids)
         if foreign:
-            owners = ", ".join("%s (pid %s, %s MB)" % (proc.get("name") or "?", proc.get("pid"), proc.get("memory_mb"))
-                               for proc in foreign)
-            problems.append(_problem(
-                "CHIP_BUSY", WARNING,
-                "%s runs processes npu.fleet did not start: %s; it will not be used" % (_chip_label(chip), owners),
-                "stop those processes or list the device in reserved_devices if they are meant to stay",
-                device=chip.get("device"), usable=False))
+            owners = ", ".join("%s (pid %s, %s MB)" % (proc.get("name") or "?", proc.get("pid"), proc.get("memory_mb")) for proc in foreign)
+            problems.append(
+                _problem(
+                    "CHIP_BUSY",
+                    WARNING,
+                    "%s runs processes npu.fleet did not start: %s; it will not be used" % (_chip_label(chip), owners),
+                    "stop those processes or list the device in reserved_devices if they are meant to stay",
+                    device=chip.get("device"),
+                    usable=False,
+                )
+            )
     return problems
 
 
 def _version_problems(npu):
     problems = []
     if not npu.get("driver_version"):
-        problems.append(_problem(
-            "DRIVER_VERSION_UNKNOWN", ERROR,
-            "the driver version could not be read from <ascend_root>/driver/version.info",
-            "install or repair the Ascend NPU driver"))
+        problems.append(
+            _problem(
+                "DRIVER_VERSION_UNKNOWN",
+                ERROR,
+                "the driver version could not be read from <ascend_root>/driver/version.info",
+                "install or repair the Ascend NPU driver",
+            )
+        )
     if not npu.get("firmware_version"):
-        problems.append(_problem(
-            "FIRMWARE_VERSION_UNKNOWN", WARNING,
-            "the firmware version could not be read from <ascend_root>/firmware/version.info",
-            "install the Ascend NPU firmware package matching the driver"))
+        problems.append(
+            _problem(
+                "FIRMWARE_VERSION_UNKNOWN",
+                WARNING,
+                "the firmware version could not be read from <ascend_root>/firmware/version.info",
+                "install the Ascend NPU firmware package matching the driver",
+            )
+        )
     cann, nnal = npu.get("cann_version"), npu.get("nnal_version")
     if not cann:
-        problems.append(_problem(
-            "CANN_MISSING", ERROR,
-            "no CANN toolkit found under <ascend_root>/ascend-toolkit",
-            "install Ascend-cann-toolkit (and the ops package for this chip) on the host"))
+        problems.append(
+            _problem(
+                "CANN_MISSING",
+                ERROR,
+                "no CANN toolkit found under <ascend_root>/ascend-toolkit",
+                "install Ascend-cann-toolkit (and the ops package for this chip) on the host",
+            )
+        )
     if not nnal:
-        problems.append(_problem(
-            "NNAL_MISSING", WARNING,
-            "no NNAL (ATB) found under <ascend_root>/nnal/atb; images that mount the host NNAL fail with libatb.so errors",
-            "install Ascend-cann-nnal of the same release as CANN"))
+        problems.append(
+            _problem(
+                "NNAL_MISSING",
+                WARNING,
+                "no NNAL (ATB) found under <ascend_root>/nnal/atb; images that mount the host NNAL fail with libatb.so errors",
+                "install Ascend-cann-nnal of the same release as CANN",
+            )
+        )
     if cann and nnal and release_line(cann) != release_line(nnal):
         try:
             order = compare_versions(str(nnal), str(cann))
         except AscendVersionError:
             order = None
         relation = {-1: "older than", 1: "newer than"}.get(order, "a different release from")
-        problems.append(_problem(
-            "NNAL_CANN_MISMATCH", ERROR,
-            "NNAL %s is %s CANN %s: ATB will fail with `libatb.so: undefined symbol`" % (nnal, relation, cann),
-            "install Ascend-cann-nnal %s (the CANN release) or a CANN matching NNAL %s" % (cann, nnal)))
+        problems.append(
+            _problem(
+                "NNAL_CANN_MISMATCH",
+                ERROR,
+                "NNAL %s is %s CANN %s: ATB will fail with `libatb.so: undefined symbol`" % (nnal, relation, cann),
+                "install Ascend-cann-nnal %s (the CANN release) or a CANN matching NNAL %s" % (cann, nnal),
+            )
+        )
     return problems
 
 
@@ -160,16 +213,23 @@ def _runtime_problems(runtime, require_ascend_runtime):
         return []
     runtime = runtime or {}
     if not runtime.get("installed"):
-        return [_problem(
-            "ASCEND_RUNTIME_MISSING", ERROR,
-            "the Ascend Docker Runtime is not installed and preflight_require_ascend_runtime is true",
-            "install Ascend-docker-runtime (MindCluster) or set preflight_require_ascend_runtime: false")]
+        return [
+            _problem(
+                "ASCEND_RUNTIME_MISSING",
+                ERROR,
+                "the Ascend Docker Runtime is not installed and preflight_require_ascend_runtime is true",
+                "install Ascend-docker-runtime (MindCluster) or set preflight_require_ascend_runtime: false",
+            )
+        ]
     if not runtime.get("registered_in_daemon_json"):
-        return [_problem(
-            "ASCEND_RUNTIME_UNREGISTERED", ERROR,
-            "the Ascend Docker Runtime %s is installed but not registered in daemon.json" % (runtime.get("version") or ""),
-            "re-run the runtime installer with --install, or add the 'ascend' runtime to /etc/docker/daemon.json "
-            "and restart dockerd")]
+        return [
+            _problem(
+                "ASCEND_RUNTIME_UNREGISTERED",
+                ERROR,
+                "the Ascend Docker Runtime %s is installed but not registered in daemon.json" % (runtime.get("version") or ""),
+                "re-run the runtime installer with --install, or add the 'ascend' runtime to /etc/docker/daemon.json and restart dockerd",
+            )
+        ]
     return []
 
 
@@ -178,40 +238,63 @@ def _docker_problem(docker_error):
     text = str(docker_error)
     if "requests" in text and ("import" in text or "Python library" in text):
         return _problem(
-            "DOCKER_PYTHON_REQUESTS_MISSING", ERROR,
+            "DOCKER_PYTHON_REQUESTS_MISSING",
+            ERROR,
             "community.docker cannot talk to the Docker engine: Python `requests` is missing on the host (%s)" % text,
-            "install python3-requests (apt/dnf) for the interpreter Ansible uses on the host")
+            "install python3-requests (apt/dnf) for the interpreter Ansible uses on the host",
+        )
     return _problem(
-        "DOCKER_UNAVAILABLE", ERROR, "the Docker engine did not answer: %s" % text,
-        "install and start Docker on the host (systemctl enable --now docker)")
+        "DOCKER_UNAVAILABLE",
+        ERROR,
+        "the Docker engine did not answer: %s" % text,
+        "install and start Docker on the host (systemctl enable --now docker)",
+    )
 
 
 def _chip_line(chip, usable):
     """One line per chip for humans: device, name, health, memory, verdict."""
     return "%-14s %-9s %-8s %s %s/%s MB  %s" % (
-        chip.get("device") or "(no device)", chip.get("name"), chip.get("health"), chip.get("memory_kind") or "",
-        chip.get("memory_used_mb"), chip.get("memory_total_mb"), "usable" if usable else "not used")
+        chip.get("device") or "(no device)",
+        chip.get("name"),
+        chip.get("health"),
+        chip.get("memory_kind") or "",
+        chip.get("memory_used_mb"),
+        chip.get("memory_total_mb"),
+        "usable" if usable else "not used",
+    )
 
 
-def evaluate_host(npu=None, npu_error=None, docker_error=None, require_ascend_runtime=False,
-                  managed_pids=(), reserved_devices=()):
+def evaluate_host(
+    npu=None, npu_error=None, docker_error=None, require_ascend_runtime=False, managed_pids=(), reserved_devices=(), managed_devices=()
+):
     """Return the ``npu_preflight`` fact for one host.
 
     ``npu`` is the npu_facts result (None when discovery failed, with the
     failure text in ``npu_error``); ``docker_error`` is None when the Docker
-    engine answered, else what it said.
+    engine answered, else what it said; ``managed_devices`` the device nodes
+    npu.fleet's running containers hold (their processes are not foreign).
     """
     problems = []
     npu = npu or {}
     chips = list(npu.get("chips") or [])
     if npu_error:
-        problems.append(_problem(
-            "NPU_DISCOVERY_FAILED", ERROR, "NPU discovery failed: %s" % npu_error,
-            "run npu-smi info on the host; install or repair the driver so that it answers"))
+        problems.append(
+            _problem(
+                "NPU_DISCOVERY_FAILED",
+                ERROR,
+                "NPU discovery failed: %s" % npu_error,
+                "run npu-smi info on the host; install or repair the driver so that it answers",
+            )
+        )
     elif not chips:
-        problems.append(_problem(
-            "NO_NPU_FOUND", ERROR, "npu-smi answered but listed no NPU chip",
-            "check that the driver sees the cards (`lspci | grep -i d80`) and reload it"))
+        problems.append(
+            _problem(
+                "NO_NPU_FOUND",
+                ERROR,
+                "npu-smi answered but listed no NPU chip",
+                "check that the driver sees the cards (`lspci | grep -i d80`) and reload it",
+            )
+        )
     if not npu_error:
         problems.extend(_version_problems(npu))
         problems.extend(_path_problems(npu.get("driver_mounts") or {}, npu.get("fwkacllib_path")))
@@ -219,7 +302,7 @@ def evaluate_host(npu=None, npu_error=None, docker_error=None, require_ascend_ru
     if docker_error:
         problems.append(_docker_problem(docker_error))
     managed = set(managed_pids)
-    problems.extend(_chip_problems(chips, managed))
+    problems.extend(_chip_problems(chips, managed, set(managed_devices)))
     reserved = set(reserved_devices)
     unusable = set(p["device"] for p in problems if "device" in p and not p.get("usable"))
     ok = not any(p["severity"] == ERROR for p in problems)

@@ -3,17 +3,23 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 # Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
-"""The end-of-run report: one row per replica, per host, as Markdown and as data.
+"""The end-of-run report: one row per replica, per host, as data.
 
 A row joins what was decided (plan: host, chips, port, max_model_len; image
 selection: backend, image; profile: parameters, architecture) with what was
-proven (probe: healthy, time to first token), so one table answers "what runs
-where, and does it work".
+proven (probe: healthy, time to first token) and where to reach it (url), so
+one table answers "what runs where, and does it work". The Markdown is
+rendered from this data by the npu.fleet.report role's template
+(roles/report/templates/report.md.j2); the action plugin
+npu.fleet.fleet_report only gathers the inputs from hostvars.
 """
 
-__all__ = ["build_report", "render_markdown"]
+__all__ = ["COLUMNS", "build_report", "collect_hosts", "endpoint_url", "profiles_by_model", "reach_address"]
 
-COLUMNS = ("model", "params", "architecture", "backend", "image", "host", "chips", "port", "max_model_len", "status", "ttft_ms")
+# The columns of the per-host table, in order (the template lists them too).
+COLUMNS = ("model", "params", "architecture", "backend", "image", "host", "chips", "port", "url", "max_model_len", "status", "ttft_ms")
+# Bind addresses that mean "every interface": not an address a client can use.
+UNSPECIFIED_ADDRESSES = ("", "0.0.0.0", "::", "[::]")
 
 
 def _params(profile):
@@ -38,64 +44,84 @@ def _status(probe, check_mode):
     return status
 
 
-def build_report(plan, probes, profiles, check_mode=False):
-    """Rows, unplaced replicas and totals. ``probes`` is a list of probe results (any host); ``profiles`` model -> profile."""
+def reach_address(name, host_vars):
+    """Where clients reach a host's published ports: ``serve_bind_address`` when it names one address (not
+    0.0.0.0 / ::), else ``ansible_host``, else the inventory name."""
+    host_vars = host_vars or {}
+    bind = str(host_vars.get("serve_bind_address") or "").strip()
+    if bind not in UNSPECIFIED_ADDRESSES:
+        return bind
+    return str(host_vars.get("ansible_host") or "").strip() or str(name)
+
+
+def endpoint_url(address, port):
+    """``http://<address>:<port>``, an IPv6 address in brackets."""
+    address = str(address)
+    if ":" in address and not address.startswith("["):
+        address = "[%s]" % address
+    return "http://%s:%s" % (address, port)
+
+
+def profiles_by_model(models):
+    """Model name -> profile, from catalogue entries (``name``, ``profile``)."""
+    return dict((entry["name"], entry.get("profile") or {}) for entry in models or [] if isinstance(entry, dict) and entry.get("name"))
+
+
+def collect_hosts(hostvars, names):
+    """Probe results of all ``names`` (concatenated) and host -> address, from each host's variables.
+
+    ``hostvars`` maps a host name to its variables; a host without ``health_probe_results`` (unreachable, failed
+    earlier, not probed) contributes no results, so its replicas show as not probed.
+    """
+    probes, addresses = [], {}
+    for name in names or []:
+        host_vars = hostvars.get(name) or {}
+        addresses[str(name)] = reach_address(name, host_vars)
+        probes.extend(host_vars.get("health_probe_results") or [])
+    return probes, addresses
+
+
+def build_report(plan, probes, profiles, addresses=None, check_mode=False):
+    """Rows, unplaced replicas and totals.
+
+    ``probes`` is a list of probe results (any host); ``profiles`` model -> profile; ``addresses`` host -> address at
+    which its ports are reached (default: the host name).
+    """
     by_replica = dict(((probe.get("model"), int(probe.get("replica") or 0)), probe) for probe in probes or [])
     rows = []
     for placement in (plan or {}).get("placements") or []:
         probe = by_replica.get((placement["model"], int(placement["replica"])))
         profile = (profiles or {}).get(placement["model"]) or {}
-        rows.append({
-            "model": placement["model"],
-            "replica": placement["replica"],
-            "params": _params(profile),
-            "architecture": profile.get("architecture") or "?",
-            "backend": placement.get("backend") or "?",
-            # The image the container runs (a built Transformers image carries its content hash), else the plan's.
-            "image": (probe or {}).get("image") or placement.get("image") or "?",
-            "host": placement["host"],
-            "chips": ",".join(device.replace("/dev/davinci", "") for device in placement.get("devices") or []),
-            "port": placement["port"],
-            "max_model_len": placement.get("max_model_len"),
-            "status": _status(probe, check_mode),
-            "healthy": bool(probe and probe.get("healthy")),
-            "ttft_ms": (probe or {}).get("ttft_ms"),
-            "diagnosis": (probe or {}).get("diagnosis"),
-            "message": (probe or {}).get("message"),
-        })
+        rows.append(
+            {
+                "model": placement["model"],
+                "replica": placement["replica"],
+                "params": _params(profile),
+                "architecture": profile.get("architecture") or "?",
+                "backend": placement.get("backend") or "?",
+                # The image the container runs (a built Transformers image carries its content hash), else the plan's.
+                "image": (probe or {}).get("image") or placement.get("image") or "?",
+                "host": placement["host"],
+                "chips": ",".join(device.replace("/dev/davinci", "") for device in placement.get("devices") or []),
+                "port": placement["port"],
+                "url": endpoint_url((addresses or {}).get(placement["host"]) or placement["host"], placement["port"]),
+                "max_model_len": placement.get("max_model_len"),
+                "status": _status(probe, check_mode),
+                "healthy": bool(probe and probe.get("healthy")),
+                "ttft_ms": (probe or {}).get("ttft_ms"),
+                "diagnosis": (probe or {}).get("diagnosis"),
+                "message": (probe or {}).get("message"),
+            }
+        )
     rows.sort(key=lambda row: (row["host"], row["model"], row["replica"]))
-    unplaced = [{"model": item.get("model"), "replica": item.get("replica"), "reason": item.get("reason")}
-                for item in (plan or {}).get("unplaced") or []]
-    totals = {"replicas": len(rows), "healthy": sum(1 for row in rows if row["healthy"]),
-              "failed": sum(1 for row in rows if row["status"].startswith("failed")), "unplaced": len(unplaced)}
+    unplaced = [
+        {"model": item.get("model"), "replica": item.get("replica"), "reason": item.get("reason")}
+        for item in (plan or {}).get("unplaced") or []
+    ]
+    totals = {
+        "replicas": len(rows),
+        "healthy": sum(1 for row in rows if row["healthy"]),
+        "failed": sum(1 for row in rows if row["status"].startswith("failed")),
+        "unplaced": len(unplaced),
+    }
     return {"rows": rows, "unplaced": unplaced, "totals": totals}
-
-
-def _cell(value):
-    text = "-" if value is None or value == "" else str(value)
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def render_markdown(report):
-    lines = ["# npu.fleet deployment report", "",
-             "%(replicas)d replica(s): %(healthy)d healthy, %(failed)d failed, %(unplaced)d unplaced." % report["totals"], ""]
-    hosts = sorted(set(row["host"] for row in report["rows"]))
-    for host in hosts:
-        lines += ["## %s" % host, "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-        for row in (row for row in report["rows"] if row["host"] == host):
-            lines.append("| " + " | ".join(_cell(row[column]) for column in COLUMNS) + " |")
-        lines.append("")
-    failures = [row for row in report["rows"] if row["diagnosis"]]
-    if failures:
-        lines += ["## Failures", ""]
-        for row in failures:
-            diagnosis = row["diagnosis"]
-            lines.append("- **%s** replica %s on %s: %s. Cause: %s. Fix: %s. Log: `%s`"
-                         % (row["model"], row["replica"], row["host"], row["message"], diagnosis["cause"], diagnosis["fix"],
-                            diagnosis["evidence"].replace("`", "'")))
-        lines.append("")
-    if report["unplaced"]:
-        lines += ["## Not placed", ""]
-        lines += ["- **%s** replica %s: %s" % (item["model"], item["replica"], item["reason"]) for item in report["unplaced"]]
-        lines.append("")
-    return "\n".join(lines)

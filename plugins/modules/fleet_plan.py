@@ -35,29 +35,25 @@ author:
 options:
   models:
     description:
-      - The catalogue, one entry per model.
-      - Fields, all optional but C(name) and one of C(profile)/C(path).
-      - C(name) (unique), C(profile) (as M(npu.fleet.model_profile) returns it) or C(path) (a checkpoint directory on the
-        controller, profiled there), C(replicas) (default V(1)), C(tensor_parallel_size) (V(auto) (default), V(1),
-        V(2), V(4), V(8)), C(max_model_len) (the wish; default the model's own), C(min_model_len) (default V(4096)),
-        C(gpu_memory_utilization) (default V(0.9); for C(share_chip) models the smallest multiple of 0.05 that holds the
-        wish), C(backend) (default V(vllm)), C(image), C(hosts) (list of host names it may use), C(labels) (mapping the
-        host's C(fleet_plan_labels) must contain), C(spread) (default V(true), replicas on distinct hosts), C(port)
-        (fixed host port), C(share_chip) (default V(false); several small models on one chip, each with its slice).
-      - An unknown field, C(tensor_parallel_size) outside those values, duplicate names, a port outside every host's
-        range, or an entry without C(profile) or C(path) fails the task with a message naming the model and field.
+      - The catalogue, one entry per model, usually C(npu_fleet_catalogue) as M(npu.fleet.model_catalogue) validated it.
+      - It is checked again here by the same schema (C(docs/catalogue.md)), so the planner used on its own gives the same
+        errors; it reads C(name), C(profile) (or C(path), profiled on the controller), C(replicas), C(tensor_parallel_size),
+        C(max_model_len), C(min_model_len), C(gpu_memory_utilization), C(share_chip), C(backend), C(image), C(hosts),
+        C(labels), C(spread) and C(port), and accepts every other catalogue field.
+      - Without image selection, C(backend) V(auto) means V(vllm).
     type: list
     elements: dict
     required: true
   current:
     description:
-      - What runs now, as read from the labels of running containers; each entry has C(model), C(replica), C(host),
-        C(devices), C(port), optionally C(pids) (the container's processes) and the settings it runs with
-        (C(tensor_parallel_size), C(max_model_len), C(gpu_memory_utilization), C(image), C(backend)).
+      - What runs now; each entry has C(model), C(replica), C(host), C(devices), C(port), optionally C(pids) (the
+        container's processes) and the settings it runs with (C(tensor_parallel_size), C(max_model_len),
+        C(gpu_memory_utilization), C(image), C(backend)).
+      - Default - read from the labels of the npu.fleet containers in each host's C(npu_fleet_containers) fact, which the
+        C(npu.fleet.preflight) role sets from its one read of the Docker engine. V([]) means nothing runs.
       - A replica that still fits stays on its host, chips and port.
     type: list
     elements: dict
-    default: []
   hosts:
     description:
       - Host name to host fields, overriding (field by field) what the host variables give.
@@ -285,7 +281,7 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "models": {"type": "list", "elements": "dict", "required": True},
-            "current": {"type": "list", "elements": "dict", "default": []},
+            "current": {"type": "list", "elements": "dict"},
             "hosts": {"type": "dict", "default": {}},
             "inventory_hosts": {"type": "list", "elements": "str"},
             "port_range": {"type": "str", "default": "18000-18999"},
@@ -294,8 +290,10 @@ def main():
         },
         supports_check_mode=True,
     )
-    module.fail_json(msg="npu.fleet.fleet_plan runs on the controller as an action plugin; call it as a task "
-                         "(npu.fleet.fleet_plan with run_once: true), not as a module on a host")
+    module.fail_json(
+        msg="npu.fleet.fleet_plan runs on the controller as an action plugin; call it as a task "
+        "(npu.fleet.fleet_plan with run_once: true), not as a module on a host"
+    )
 
 
 if __name__ == "__main__":

@@ -52,21 +52,55 @@ def create_devices(profile):
 
 def create_driver(profile):
     drv = str(profile["driver_version"])
-    write(ASCEND + "/driver/version.info", "\n".join([
-        "Version=" + drv, "ascendhal_version=7.35.23", "aicpu_version=1.0", "tdt_version=1.0",
-        "log_version=1.0", "prof_version=2.0", "dvppkernels_version=1.1", "tsfw_version=1.0",
-        "Innerversion=V100R001C21SPC002B220",
-        "compatible_version=[V100R001C17],[V100R001C18],[V100R001C19],[V100R001C20],[V100R001C21]",
-        "compatible_version_fw=[7.0.0,7.7.99]", "package_version=" + drv, ""]))
+    write(
+        ASCEND + "/driver/version.info",
+        "\n".join(
+            [
+                "Version=" + drv,
+                "ascendhal_version=7.35.23",
+                "aicpu_version=1.0",
+                "tdt_version=1.0",
+                "log_version=1.0",
+                "prof_version=2.0",
+                "dvppkernels_version=1.1",
+                "tsfw_version=1.0",
+                "Innerversion=V100R001C21SPC002B220",
+                "compatible_version=[V100R001C17],[V100R001C18],[V100R001C19],[V100R001C20],[V100R001C21]",
+                "compatible_version_fw=[7.0.0,7.7.99]",
+                "package_version=" + drv,
+                "",
+            ]
+        ),
+    )
     for lib in ("libascend_hal.so", "libdrvdsmi_host.so", "libdcmi.so"):
         write(ASCEND + "/driver/lib64/driver/" + lib, "emulated\n")
-    write(ASCEND + "/firmware/version.info", "\n".join([
-        "Version=" + str(profile["firmware_version"]), "firmware_version=1.0", "package_version=" + drv,
-        "compatible_version_drv=[23.0.0,23.0.0.],[24.0,24.0.],[24.1,24.1.],[25.0,25.0.]", ""]))
-    write("/etc/ascend_install.info", "\n".join([
-        "UserName=HwHiAiUser", "UserGroup=HwHiAiUser", "Firmware_Install_Type=full",
-        "Firmware_Install_Path_Param=" + ASCEND, "Driver_Install_Type=full",
-        "Driver_Install_Path_Param=" + ASCEND, "Driver_Install_For_All=yes", ""]))
+    write(
+        ASCEND + "/firmware/version.info",
+        "\n".join(
+            [
+                "Version=" + str(profile["firmware_version"]),
+                "firmware_version=1.0",
+                "package_version=" + drv,
+                "compatible_version_drv=[23.0.0,23.0.0.],[24.0,24.0.],[24.1,24.1.],[25.0,25.0.]",
+                "",
+            ]
+        ),
+    )
+    write(
+        "/etc/ascend_install.info",
+        "\n".join(
+            [
+                "UserName=HwHiAiUser",
+                "UserGroup=HwHiAiUser",
+                "Firmware_Install_Type=full",
+                "Firmware_Install_Path_Param=" + ASCEND,
+                "Driver_Install_Type=full",
+                "Driver_Install_Path_Param=" + ASCEND,
+                "Driver_Install_For_All=yes",
+                "",
+            ]
+        ),
+    )
     if profile.get("dcmi", True):
         write("/usr/local/dcmi/dcmi_interface_api.h", "/* emulated */\n")
         write("/usr/local/dcmi/libdcmi.so", "emulated\n")
@@ -76,10 +110,21 @@ def create_cann(profile):
     cann = str(profile["cann_version"])
     arch = profile.get("arch", "aarch64")
     home = "%s/ascend-toolkit/%s" % (ASCEND, cann)
-    write("%s/%s-linux/ascend_toolkit_install.info" % (home, arch), "\n".join([
-        "package_name=Ascend-cann-toolkit", "version=" + cann, "innerversion=V100R001C21SPC001B238",
-        "compatible_version=[V100R001C15],[V100R001C18],[V100R001C19],[V100R001C20],[V100R001C21]",
-        "arch=" + arch, "os=linux", "path=%s/%s-linux" % (home, arch), ""]))
+    write(
+        "%s/%s-linux/ascend_toolkit_install.info" % (home, arch),
+        "\n".join(
+            [
+                "package_name=Ascend-cann-toolkit",
+                "version=" + cann,
+                "innerversion=V100R001C21SPC001B238",
+                "compatible_version=[V100R001C15],[V100R001C18],[V100R001C19],[V100R001C20],[V100R001C21]",
+                "arch=" + arch,
+                "os=linux",
+                "path=%s/%s-linux" % (home, arch),
+                "",
+            ]
+        ),
+    )
     write(home + "/runtime/lib64/libruntime.so", "emulated\n")
     latest = ASCEND + "/ascend-toolkit/latest"
     if os.path.lexists(latest):
@@ -90,10 +135,19 @@ def create_cann(profile):
     nnal = profile.get("nnal_version")
     if nnal:
         write(ASCEND + "/nnal/atb/%s/atb/cxx_abi_1/lib/libatb.so" % nnal, "emulated\n")
-        write(ASCEND + "/nnal/atb/%s/version.info" % nnal, "\n".join([
-            "    Ascend-cann-atb : " + str(nnal), "    Ascend-cann-atb Version : %s.B110" % nnal,
-            "    Platform : " + arch, "    branch : br_release_cann_%s" % nnal,
-            "    commit id : 429f2ba259d45cb8fd0e23e218f4685bed3855d7", ""]))
+        write(
+            ASCEND + "/nnal/atb/%s/version.info" % nnal,
+            "\n".join(
+                [
+                    "    Ascend-cann-atb : " + str(nnal),
+                    "    Ascend-cann-atb Version : %s.B110" % nnal,
+                    "    Platform : " + arch,
+                    "    branch : br_release_cann_%s" % nnal,
+                    "    commit id : 429f2ba259d45cb8fd0e23e218f4685bed3855d7",
+                    "",
+                ]
+            ),
+        )
         if os.path.lexists(ASCEND + "/nnal/atb/latest"):
             os.unlink(ASCEND + "/nnal/atb/latest")
         os.symlink(str(nnal), ASCEND + "/nnal/atb/latest")
@@ -104,11 +158,20 @@ def create_docker_runtime(profile):
     runtime = profile.get("ascend_docker_runtime") or {}
     daemon = {"storage-driver": "overlay2"}
     if runtime.get("installed"):
-        write(RUNTIME_DIR + "/ascend-docker-runtime", "#!/bin/sh\nexec runc \"$@\"\n", 0o755)
-        write(RUNTIME_DIR + "/ascend_docker_runtime_install.info", "\n".join([
-            "version=" + str(runtime.get("version", "v5.0.RC3")), "arch=" + profile.get("arch", "aarch64"),
-            "os=linux", "path=" + RUNTIME_DIR, "build=Ascend-docker-runtime_" + str(runtime.get("version", "")),
-            ""]))
+        write(RUNTIME_DIR + "/ascend-docker-runtime", '#!/bin/sh\nexec runc "$@"\n', 0o755)
+        write(
+            RUNTIME_DIR + "/ascend_docker_runtime_install.info",
+            "\n".join(
+                [
+                    "version=" + str(runtime.get("version", "v5.0.RC3")),
+                    "arch=" + profile.get("arch", "aarch64"),
+                    "os=linux",
+                    "path=" + RUNTIME_DIR,
+                    "build=Ascend-docker-runtime_" + str(runtime.get("version", "")),
+                    "",
+                ]
+            ),
+        )
         if runtime.get("registered"):
             daemon["runtimes"] = {"ascend": {"path": RUNTIME_DIR + "/ascend-docker-runtime", "runtimeArgs": []}}
     write("/etc/docker/daemon.json", json.dumps(daemon, indent=2) + "\n")
@@ -118,8 +181,7 @@ def main():
     name = os.environ.get("NPU_EMULATOR_PROFILE", "a2-910b4-8x32g")
     source = os.path.join(PROFILE_DIR, name + ".yml")
     if not os.path.exists(source):
-        sys.stderr.write("npu-emulator: no host profile %s (have: %s)\n" % (
-            source, ", ".join(sorted(os.listdir(PROFILE_DIR)))))
+        sys.stderr.write("npu-emulator: no host profile %s (have: %s)\n" % (source, ", ".join(sorted(os.listdir(PROFILE_DIR)))))
         return 2
     shutil.copyfile(source, ACTIVE_PROFILE)
     with open(ACTIVE_PROFILE, encoding="utf-8") as handle:

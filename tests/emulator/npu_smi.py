@@ -2,9 +2,10 @@
 """Emulated ``npu-smi`` for npu.fleet test hosts.
 
 TEST EQUIPMENT ONLY: installed as /usr/local/bin/npu-smi inside the emulated
-host image. It prints the layouts captured in ../shared/corpus/npu-smi (the
-910B / A3 98-column table, the 310P 106-column table, ``info -m``,
-``info -l``, ``info -t memory|usages -i N``) from the host profile in
+host image. It prints the layouts of the real captures in
+tests/unit/fixtures/npu-smi (the 910B / A3 98-column table, the 310P
+106-column table, ``info -m``, ``info -l``, ``info -t memory|usages -i N``)
+from the host profile in
 /etc/npu-emulator/profile.yml, so that roles see real-format output.
 ``info -t phyid-remap -p N`` follows the example of the npu-smi reference
 (no real capture exists); its error text for an unknown id is invented.
@@ -86,12 +87,15 @@ def table_910b(profile, chips):
     out.append("| " + second + "| Bus-Id        | AICore(%)   Memory-Usage(MB)  HBM-Usage(MB)        |")
     out.append(heavy)
     for pos, chip in enumerate(chips):
-        out.append("| %-6s%-20s| %-14s| %-12s%-18s%-5s/ %-14s|" % (
-            chip["npu_id"], chip["name"], chip["health"], chip["power"], chip["temp"], 0, 0))
+        out.append(
+            "| %-6s%-20s| %-14s| %-12s%-18s%-5s/ %-14s|" % (chip["npu_id"], chip["name"], chip["health"], chip["power"], chip["temp"], 0, 0)
+        )
         left = "%-6s%-20s" % (chip["chip_id"], chip["phy_id"]) if a3 else "%-26s" % chip["chip_id"]
         ddr_used, ddr_total = chip.get("ddr_used_mb", 0), chip.get("ddr_total_mb", 0)
-        out.append("| %s| %-14s| %-12s%-5s/ %-11s%-5s/ %-14s|" % (
-            left, chip["bus_id"], chip["aicore"], ddr_used, ddr_total, chip["used_mb"], chip["memory_mb"]))
+        out.append(
+            "| %s| %-14s| %-12s%-5s/ %-11s%-5s/ %-14s|"
+            % (left, chip["bus_id"], chip["aicore"], ddr_used, ddr_total, chip["used_mb"], chip["memory_mb"])
+        )
         last_of_npu = pos + 1 == len(chips) or chips[pos + 1]["npu_id"] != chip["npu_id"]
         out.append(heavy if last_of_npu else full)
     out.append(grid)
@@ -112,10 +116,13 @@ def table_310p(profile, chips):
     out.append("| Chip    Device                | Bus-Id          | AICore(%)    Memory-Usage(MB)                        |")
     out.append(heavy)
     for pos, chip in enumerate(chips):
-        out.append("| %-8s%-22s| %-16s| %-13s%-18s%-6s/ %-14s|" % (
-            chip["npu_id"], chip["name"], chip["health"], chip["power"], chip["temp"], 0, 0))
-        out.append("| %-8s%-22s| %-16s| %-13s%-5s/ %-33s|" % (
-            chip["chip_id"], chip["logic_id"], chip["bus_id"], chip["aicore"], chip["used_mb"], chip["memory_mb"]))
+        out.append(
+            "| %-8s%-22s| %-16s| %-13s%-18s%-6s/ %-14s|" % (chip["npu_id"], chip["name"], chip["health"], chip["power"], chip["temp"], 0, 0)
+        )
+        out.append(
+            "| %-8s%-22s| %-16s| %-13s%-5s/ %-33s|"
+            % (chip["chip_id"], chip["logic_id"], chip["bus_id"], chip["aicore"], chip["used_mb"], chip["memory_mb"])
+        )
         last_of_npu = pos + 1 == len(chips) or chips[pos + 1]["npu_id"] != chip["npu_id"]
         out.append(heavy if last_of_npu else grid)
     out.append(grid)
@@ -144,7 +151,7 @@ def kv(key, value):
 
 def _m_row(ids, name, pad):
     """One info -m row: ids padded to 31, the name padded to 30 only on header/Mcu rows."""
-    return ("        " + "".join("%-31s" % value for value in ids) + (("%-30s" % name) if pad else name))
+    return "        " + "".join("%-31s" % value for value in ids) + (("%-30s" % name) if pad else name)
 
 
 def info_m(profile, chips):
@@ -174,8 +181,15 @@ def phyid_remap(chips, phy_id):
     """info -t phyid-remap -p N, in the shape of the npu-smi reference example."""
     for chip in chips:
         if str(chip["phy_id"]) == str(phy_id):
-            return [" %-28s:%s" % (key, chip[field]) for key, field in (
-                ("Chip Physical ID", "phy_id"), ("Chip Logic ID", "logic_id"), ("NPU ID", "npu_id"), ("Chip ID", "chip_id"))]
+            return [
+                " %-28s:%s" % (key, chip[field])
+                for key, field in (
+                    ("Chip Physical ID", "phy_id"),
+                    ("Chip Logic ID", "logic_id"),
+                    ("NPU ID", "npu_id"),
+                    ("Chip ID", "chip_id"),
+                )
+            ]
     return None
 
 
@@ -189,20 +203,33 @@ def info_type(profile, chips, kind, npu_id):
         total, used = chip["memory_mb"], chip["used_mb"]
         if kind == "memory":
             if hbm:
-                out += [kv("DDR Capacity(MB)", 0), kv("DDR Clock Speed(MHz)", 0), kv("HBM Capacity(MB)", total),
-                        kv("HBM Clock Speed(MHz)", 1600), kv("HBM Temperature(C)", chip["temp"]),
-                        kv("HBM Manufacturer ID", "0x5A")]
+                out += [
+                    kv("DDR Capacity(MB)", 0),
+                    kv("DDR Clock Speed(MHz)", 0),
+                    kv("HBM Capacity(MB)", total),
+                    kv("HBM Clock Speed(MHz)", 1600),
+                    kv("HBM Temperature(C)", chip["temp"]),
+                    kv("HBM Manufacturer ID", "0x5A"),
+                ]
             else:
                 out += [kv("DDR Capacity(MB)", total), kv("DDR Clock Speed(MHz)", 3200)]
         else:
             rate = int(round(100.0 * used / total)) if total else 0
-            out += [kv("DDR Capacity(MB)", 0 if hbm else total), kv("DDR Usage Rate(%)", 0 if hbm else rate),
-                    kv("DDR Hugepages Total(page)", 0), kv("DDR Hugepages Usage Rate(%)", 0)]
+            out += [
+                kv("DDR Capacity(MB)", 0 if hbm else total),
+                kv("DDR Usage Rate(%)", 0 if hbm else rate),
+                kv("DDR Hugepages Total(page)", 0),
+                kv("DDR Hugepages Usage Rate(%)", 0),
+            ]
             if hbm:
                 out += [kv("HBM Capacity(MB)", total), kv("HBM Usage Rate(%)", rate)]
-            out += [kv("Aicore Usage Rate(%)", chip["aicore"]), kv("Aivector Usage Rate(%)", 0),
-                    kv("Aicpu Usage Rate(%)", 0), kv("Ctrlcpu Usage Rate(%)", 6),
-                    kv("DDR Bandwidth Usage Rate(%)", 0)]
+            out += [
+                kv("Aicore Usage Rate(%)", chip["aicore"]),
+                kv("Aivector Usage Rate(%)", 0),
+                kv("Aicpu Usage Rate(%)", 0),
+                kv("Ctrlcpu Usage Rate(%)", 6),
+                kv("DDR Bandwidth Usage Rate(%)", 0),
+            ]
             if hbm:
                 out.append(kv("HBM Bandwidth Usage Rate(%)", 0))
             out += [kv("NPU Utilization(%)", chip["aicore"]), kv("Aicube Usage Rate(%)", 0)]

@@ -22,12 +22,36 @@ STANDIN = HERE / "vllm_standin.py"
 FIXTURES = {version: HERE / "fixtures" / f"vllm-{version}-serve-args.json" for version in ("v0.13.0", "v0.15.0")}
 PRINT_ENV = "import os,json;print(json.dumps({k:v for k,v in os.environ.items() if k.startswith('NPU_SERVE_')}))"
 TYPICAL = [
-    "serve", "/models/qwen3-8b", "--port", "8000", "--served-model-name", "qwen3-8b", "--max-model-len", "8192",
-    "--gpu-memory-utilization", "0.9", "--tensor-parallel-size", "1", "--dtype", "bfloat16", "--api-key", "k",
+    "serve",
+    "/models/qwen3-8b",
+    "--port",
+    "8000",
+    "--served-model-name",
+    "qwen3-8b",
+    "--max-model-len",
+    "8192",
+    "--gpu-memory-utilization",
+    "0.9",
+    "--tensor-parallel-size",
+    "1",
+    "--dtype",
+    "bfloat16",
+    "--api-key",
+    "k",
 ]
 SANITY_FLAGS = [
-    "--max-model-len", "--gpu-memory-utilization", "--tensor-parallel-size", "--served-model-name", "--port", "--host",
-    "--api-key", "--dtype", "--trust-remote-code", "--enforce-eager", "--max-num-seqs", "--block-size",
+    "--max-model-len",
+    "--gpu-memory-utilization",
+    "--tensor-parallel-size",
+    "--served-model-name",
+    "--port",
+    "--host",
+    "--api-key",
+    "--dtype",
+    "--trust-remote-code",
+    "--enforce-eager",
+    "--max-num-seqs",
+    "--block-size",
 ]
 NODES_ONE_NPU = ("davinci0", "davinci_manager", "devmm_svm", "hisi_hdc")
 
@@ -42,12 +66,14 @@ def run_standin(tmp_path, args, version="v0.13.0", nodes=NODES_ONE_NPU, **env_ex
     for node in nodes:
         (dev / node).touch()
     env = {key: value for key, value in os.environ.items() if not key.startswith(("NPU_SERVE_", "VLLM_", "ASCEND_"))}
-    env.update({
-        "VLLM_STANDIN_ARGS": str(table),
-        "VLLM_STANDIN_DEV": str(dev),
-        "VLLM_STANDIN_MODEL": "/opt/tiny-model",
-        "VLLM_STANDIN_EXEC": f"{shlex.quote(sys.executable)} -c {shlex.quote(PRINT_ENV)}",
-    })
+    env.update(
+        {
+            "VLLM_STANDIN_ARGS": str(table),
+            "VLLM_STANDIN_DEV": str(dev),
+            "VLLM_STANDIN_MODEL": "/opt/tiny-model",
+            "VLLM_STANDIN_EXEC": f"{shlex.quote(sys.executable)} -c {shlex.quote(PRINT_ENV)}",
+        }
+    )
     env.update(env_extra)
     return subprocess.run([sys.executable, str(STANDIN), *args], capture_output=True, text=True, env=env, timeout=60, check=False)
 
@@ -106,7 +132,16 @@ def test_equals_form_and_short_alias(tmp_path):
 
 def test_flexible_parser_rewrites(tmp_path):
     """Underscores, -O3 and dotted JSON keys are rewritten before parsing, as FlexibleArgumentParser does."""
-    args = ["serve", "m", "--max_model_len", "2048", "-O3", "--compilation-config.cudagraph_mode", "PIECEWISE", "--no-enable-prefix-caching"]
+    args = [
+        "serve",
+        "m",
+        "--max_model_len",
+        "2048",
+        "-O3",
+        "--compilation-config.cudagraph_mode",
+        "PIECEWISE",
+        "--no-enable-prefix-caching",
+    ]
     proc = run_standin(tmp_path, args)
     assert proc.returncode == 0, proc.stderr
     report = exec_env(proc)[0]
@@ -135,14 +170,17 @@ def test_flag_new_in_v0_15_0(tmp_path):
     assert "unrecognized arguments: --enable-offline-docs" in old.stderr
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--port"], "vllm serve: error: argument --port: expected one argument"),
-    (["--api-key"], "vllm serve: error: argument --api-key: expected at least one argument"),
-    (["--max-model-len", "--enforce-eager"], "vllm serve: error: argument --max-model-len: expected one argument"),
-    (["--dtype", "bf16"], "vllm serve: error: argument --dtype: invalid choice: 'bf16'"),
-    (["--port", "http"], "vllm serve: error: argument --port: invalid int value: 'http'"),
-    (["--enforce-eager=yes"], "vllm serve: error: argument --enforce-eager/--no-enforce-eager: ignored explicit argument 'yes'"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--port"], "vllm serve: error: argument --port: expected one argument"),
+        (["--api-key"], "vllm serve: error: argument --api-key: expected at least one argument"),
+        (["--max-model-len", "--enforce-eager"], "vllm serve: error: argument --max-model-len: expected one argument"),
+        (["--dtype", "bf16"], "vllm serve: error: argument --dtype: invalid choice: 'bf16'"),
+        (["--port", "http"], "vllm serve: error: argument --port: invalid int value: 'http'"),
+        (["--enforce-eager=yes"], "vllm serve: error: argument --enforce-eager/--no-enforce-eager: ignored explicit argument 'yes'"),
+    ],
+)
 def test_bad_values_exit_2(tmp_path, args, message):
     """A flag without its value (or with a value argparse refuses) is a usage error."""
     proc = run_standin(tmp_path, ["serve", "m", *args])
@@ -205,11 +243,14 @@ def test_kv_limit_error(tmp_path):
     assert run_standin(tmp_path, TYPICAL, VLLM_STANDIN_KV_LIMIT="8192").returncode == 0
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["chat"], "only `vllm serve` is emulated"),
-    (["run-batch"], "only `vllm serve` is emulated"),
-    (["generate", "m"], "vllm: error: argument subparser: invalid choice: 'generate'"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["chat"], "only `vllm serve` is emulated"),
+        (["run-batch"], "only `vllm serve` is emulated"),
+        (["generate", "m"], "vllm: error: argument subparser: invalid choice: 'generate'"),
+    ],
+)
 def test_other_subcommands_exit_2(tmp_path, args, message):
     """Only `serve` is emulated; real but unemulated subcommands and unknown ones exit 2."""
     proc = run_standin(tmp_path, args)

@@ -60,7 +60,8 @@ def human_readable_int(value):
         return int(number) * 2 ** (10 * "KMGT".index(suffix) + 10)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(
-            f"Decimals are not allowed with binary suffixes like {suffix}. Did you mean to use {number}{suffix.lower()} instead?") from exc
+            f"Decimals are not allowed with binary suffixes like {suffix}. Did you mean to use {number}{suffix.lower()} instead?"
+        ) from exc
 
 
 def json_value(value):
@@ -74,6 +75,7 @@ def json_value(value):
 
 def optional_type(return_type):
     """vLLM's optional_type(): '' and 'None' mean None, other text must convert."""
+
     def _optional_type(val):
         if val in ("", "None"):
             return None
@@ -81,6 +83,7 @@ def optional_type(return_type):
             return return_type(val)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(f"Value {val} cannot be converted to {return_type}.") from exc
+
     return _optional_type
 
 
@@ -156,9 +159,9 @@ def move_model_option(args):
     """`vllm serve ... --model M` is rewritten to `vllm serve M ...` before parsing (deprecated form)."""
     for index, arg in enumerate(args):
         if arg == "--model" and index + 1 < len(args):
-            return [args[0], args[index + 1], *args[1:index], *args[index + 2:]]
+            return [args[0], args[index + 1], *args[1:index], *args[index + 2 :]]
         if arg.startswith("--model="):
-            return [args[0], arg.removeprefix("--model="), *args[1:index], *args[index + 1:]]
+            return [args[0], arg.removeprefix("--model="), *args[1:index], *args[index + 1 :]]
     return args
 
 
@@ -258,10 +261,12 @@ def check_visible_devices(value, count):
         if not part.isdigit() or int(part) >= count:
             raise StartupError(
                 f"set ASCEND_RT_VISIBLE_DEVICES:[{part}] error, input data rang[0-{count})",
-                f"vllm-standin: ASCEND_RT_VISIBLE_DEVICES={value} but the container sees {count} NPU(s), numbered 0..{count - 1}")
+                f"vllm-standin: ASCEND_RT_VISIBLE_DEVICES={value} but the container sees {count} NPU(s), numbered 0..{count - 1}",
+            )
     if sorted(int(part) for part in ids) != list(range(count)):
         raise StartupError(
-            f"vllm-standin: ASCEND_RT_VISIBLE_DEVICES={value} must list exactly 0..{count - 1} (or be unset) for the {count} mounted NPU(s)")
+            f"vllm-standin: ASCEND_RT_VISIBLE_DEVICES={value} must list exactly 0..{count - 1} (or be unset) for the {count} mounted NPU(s)"
+        )
 
 
 def check_world_size(ns, count):
@@ -271,10 +276,13 @@ def check_world_size(ns, count):
     if world > count:
         raise StartupError(
             f"open device {count} failed, runtime result = 107001",
-            f"vllm-standin: --tensor-parallel-size {tensor} needs {world} NPU(s) but {count} are mounted")
+            f"vllm-standin: --tensor-parallel-size {tensor} needs {world} NPU(s) but {count} are mounted",
+        )
     if world < count:
         raise StartupError(
-            f"vllm-standin: --tensor-parallel-size {tensor} uses {world} NPU(s) but {count} are mounted; mount exactly the NPUs the server uses")
+            f"vllm-standin: --tensor-parallel-size {tensor} uses {world} NPU(s) but {count} are mounted; "
+            "mount exactly the NPUs the server uses"
+        )
 
 
 def format_gib(num_bytes, version):
@@ -298,7 +306,8 @@ def check_kv_limit(max_model_len, version):
         f"ValueError: To serve at least one request with the models's max seq len ({max_model_len}), ({needed} GiB KV cache is needed, "
         f"which is larger than the available KV cache memory ({available} GiB). Based on the available memory, the estimated maximum "
         f"model length is {limit}. Try increasing `gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine. "
-        "See https://docs.vllm.ai/en/latest/configuration/conserving_memory/ for more details.")
+        "See https://docs.vllm.ai/en/latest/configuration/conserving_memory/ for more details."
+    )
 
 
 def serve_env(ns, model_tag):
@@ -329,12 +338,20 @@ def serve(ns, spec):
     if not command:
         raise StartupError("vllm-standin: VLLM_STANDIN_EXEC is empty")
     env = serve_env(ns, model_tag)
-    given = {key: ("<redacted>" if key in SECRET_DESTS else value)
-             for key, value in sorted(vars(ns).items()) if value not in (None, False) and key not in ("subparser", "model_tag")}
-    report = {"vllm_version": spec["vllm_version"], "model_tag": model_tag, "npus": count,
-              "ascend_rt_visible_devices": os.environ.get("ASCEND_RT_VISIBLE_DEVICES"), "args": given,
-              "env": {key: value for key, value in sorted(env.items()) if key.startswith("NPU_SERVE_") and key != "NPU_SERVE_API_KEY"},
-              "exec": command}
+    given = {
+        key: ("<redacted>" if key in SECRET_DESTS else value)
+        for key, value in sorted(vars(ns).items())
+        if value not in (None, False) and key not in ("subparser", "model_tag")
+    }
+    report = {
+        "vllm_version": spec["vllm_version"],
+        "model_tag": model_tag,
+        "npus": count,
+        "ascend_rt_visible_devices": os.environ.get("ASCEND_RT_VISIBLE_DEVICES"),
+        "args": given,
+        "env": {key: value for key, value in sorted(env.items()) if key.startswith("NPU_SERVE_") and key != "NPU_SERVE_API_KEY"},
+        "exec": command,
+    }
     print("vllm-standin: " + json.dumps(report, sort_keys=True, default=str), flush=True)
     os.execvpe(command[0], command, env)
 

@@ -5,13 +5,10 @@ module_utils import path that works here also works on a target.
 """
 
 import os
-import sys
+
+from collection_link import link_collection  # scripts/ is on pytest's pythonpath (pyproject.toml)
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-sys.path.insert(0, os.path.join(REPO_ROOT, "scripts"))
-
-from collection_link import link_collection  # noqa: E402  pylint: disable=wrong-import-position
-
 COLLECTIONS_PATH = link_collection(REPO_ROOT)
 
 

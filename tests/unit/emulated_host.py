@@ -62,11 +62,18 @@ def emulated_host(tmp_path, monkeypatch, profile):
     emulator_init.create_docker_runtime(profile)
     profile_file = tmp_path / "profile.yml"
     profile_file.write_text(yaml.safe_dump(profile))
-    wrapper = executable(tmp_path / "npu-smi", "#!/bin/sh\necho \"$*\" >> %s\nNPU_EMULATOR_PROFILE_FILE=%s exec %s %s \"$@\"\n" % (
-        tmp_path / "npu-smi.calls", profile_file, sys.executable, os.path.join(EMULATOR_DIR, "npu_smi.py")))
+    wrapper = executable(
+        tmp_path / "npu-smi",
+        '#!/bin/sh\necho "$*" >> %s\nNPU_EMULATOR_PROFILE_FILE=%s exec %s %s "$@"\n'
+        % (tmp_path / "npu-smi.calls", profile_file, sys.executable, os.path.join(EMULATOR_DIR, "npu_smi.py")),
+    )
     chips = len(profile.get("npu_ids") or range(profile["npu_count"])) * profile.get("chips_per_npu", 1)
-    return {"npu_smi_path": wrapper, "ascend_root": ascend, "docker_daemon_config": root + "/etc/docker/daemon.json",
-            "dev_dir": dev_dir(tmp_path, chips)}
+    return {
+        "npu_smi_path": wrapper,
+        "ascend_root": ascend,
+        "docker_daemon_config": root + "/etc/docker/daemon.json",
+        "dev_dir": dev_dir(tmp_path, chips),
+    }
 
 
 def run(capsys, args):

@@ -43,8 +43,9 @@ def inspect(host, name):
 
 def host_address(host):
     name = host.backend.get_hostname()
-    return subprocess.check_output(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name],
-                                   text=True).strip()
+    return subprocess.check_output(
+        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name], text=True
+    ).strip()
 
 
 def test_one_vllm_and_one_transformers_replica_are_planned(placements):
@@ -67,8 +68,13 @@ def test_container_has_exactly_the_planned_devices_env_mounts_port_and_labels(ho
     bindings = host_config["PortBindings"]["8000/tcp"]
     assert [(item["HostIp"], int(item["HostPort"])) for item in bindings] == [("0.0.0.0", placed["port"])]
     mounts = dict((item["Destination"], item) for item in container["Mounts"])
-    for path in ("/usr/local/Ascend/driver/lib64", "/usr/local/Ascend/driver/version.info", "/etc/ascend_install.info",
-                 "/usr/local/dcmi", "/usr/local/bin/npu-smi"):
+    for path in (
+        "/usr/local/Ascend/driver/lib64",
+        "/usr/local/Ascend/driver/version.info",
+        "/etc/ascend_install.info",
+        "/usr/local/dcmi",
+        "/usr/local/bin/npu-smi",
+    ):
         assert path in mounts and mounts[path]["RW"] is False, path
     assert mounts["/models/%s" % model]["RW"] is False
     labels = container["Config"]["Labels"]
@@ -100,10 +106,12 @@ def test_transformers_image_was_built_on_the_host(host, placements):
 @pytest.mark.parametrize("model", ["qwen3-8b", "tiny-mtp"])
 def test_replica_streams_through_its_published_port(host, placements, model):
     url = "http://%s:%d" % (host_address(host), placements[model]["port"])
-    assert requests.post(url + "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]}, timeout=30).status_code == 401
+    unauthenticated = requests.post(url + "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]}, timeout=30)
+    assert unauthenticated.status_code == 401
     body = {"model": model, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 12, "stream": True}
-    with requests.post(url + "/v1/chat/completions", json=body, headers={"Authorization": "Bearer " + API_KEY},
-                       stream=True, timeout=120) as response:
+    with requests.post(
+        url + "/v1/chat/completions", json=body, headers={"Authorization": "Bearer " + API_KEY}, stream=True, timeout=120
+    ) as response:
         assert response.status_code == 200
         lines = [line for line in response.iter_lines(decode_unicode=True) if line]
     assert lines[-1] == "data: [DONE]"
@@ -120,7 +128,12 @@ def test_report_matches_the_plan(host, report, plan):
     assert set(rows) == {item["model"] for item in plan["placements"]}
     for item in plan["placements"]:
         row = rows[item["model"]]
-        assert (row["host"], row["port"], row["backend"], row["max_model_len"]) == (item["host"], item["port"], item["backend"], item["max_model_len"])
+        assert (row["host"], row["port"], row["backend"], row["max_model_len"]) == (
+            item["host"],
+            item["port"],
+            item["backend"],
+            item["max_model_len"],
+        )
         assert row["chips"] == ",".join(device.replace("/dev/davinci", "") for device in item["devices"])
         assert row["status"] == "healthy" and row["ttft_ms"] > 0
     assert report["totals"] == {"replicas": 2, "healthy": 2, "failed": 0, "unplaced": 0}

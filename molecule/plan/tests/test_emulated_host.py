@@ -84,10 +84,10 @@ def test_inner_container_sees_only_its_device(host, profile):
     name = host.backend.get_hostname()
     if not host.run("docker image inspect npu-fleet/debian-base:bookworm").rc == 0:
         save = subprocess.Popen(["docker", "save", "npu-fleet/debian-base:bookworm"], stdout=subprocess.PIPE)
-        subprocess.run(["docker", "exec", "-i", name, "docker", "load", "-q"], stdin=save.stdout, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(["docker", "exec", "-i", name, "docker", "load", "-q"], stdin=save.stdout, check=True, stdout=subprocess.DEVNULL)
         save.wait()
     out = host.check_output(
         "docker run --rm --device /dev/davinci%d -e ASCEND_RT_VISIBLE_DEVICES=0 npu-fleet/debian-base:bookworm "
-        "sh -c 'ls /dev | grep davinci; echo visible=$ASCEND_RT_VISIBLE_DEVICES'" % last)
+        "sh -c 'ls /dev | grep davinci; echo visible=$ASCEND_RT_VISIBLE_DEVICES'" % last
+    )
     assert out.split() == ["davinci%d" % last, "visible=0"]

@@ -24,7 +24,12 @@ def placements_on(plan, name):
 def test_every_replica_is_placed(plan):
     assert plan["unplaced"] == []
     assert sorted((item["model"], item["replica"]) for item in plan["placements"]) == [
-        ("llama-3.1-8b", 0), ("qwen3-4b-262k", 0), ("qwen3-8b", 0), ("qwen3-8b", 1), ("qwen3-8b", 2)]
+        ("llama-3.1-8b", 0),
+        ("qwen3-4b-262k", 0),
+        ("qwen3-8b", 0),
+        ("qwen3-8b", 1),
+        ("qwen3-8b", 2),
+    ]
 
 
 def test_placements_respect_the_host(host, plan):

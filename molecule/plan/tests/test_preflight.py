@@ -11,11 +11,14 @@ import yaml
 # What preflight must say of each profile, written out by hand.
 EXPECTED = {
     "a2-910b4-8x32g": {"ok": True, "errors": [], "warnings": [], "excluded": []},
-    "a2-910b3-8x64g-busy": {"ok": True, "errors": [], "warnings": ["CHIP_BUSY"],
-                            "excluded": ["/dev/davinci2", "/dev/davinci3"]},
+    "a2-910b3-8x64g-busy": {"ok": True, "errors": [], "warnings": ["CHIP_BUSY"], "excluded": ["/dev/davinci2", "/dev/davinci3"]},
     "duo-310p3-2card": {"ok": True, "errors": [], "warnings": [], "excluded": []},
-    "broken-910b4": {"ok": False, "errors": ["FWKACLLIB_MISSING", "NNAL_CANN_MISMATCH"], "warnings": ["CHIP_UNHEALTHY"],
-                     "excluded": ["/dev/davinci5"]},
+    "broken-910b4": {
+        "ok": False,
+        "errors": ["FWKACLLIB_MISSING", "NNAL_CANN_MISMATCH"],
+        "warnings": ["CHIP_UNHEALTHY"],
+        "excluded": ["/dev/davinci5"],
+    },
 }
 
 
@@ -77,12 +80,27 @@ def test_preflight_report_names_the_faults(host, profile_name):
 def test_strict_preflight_stops_only_hosts_with_errors(host, profile_name):
     name = host.backend.get_hostname()
     run = subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
-         os.path.join(os.environ["MOLECULE_SCENARIO_DIRECTORY"], "converge.yml"),
-         "--limit", name, "--tags", "preflight_discover,preflight_judge",
-         "-e", "preflight_strict=true", "-e", "preflight_report_dir=", "-e", "fleet_plan_output="],
-        capture_output=True, text=True, check=False,
-        env=dict(os.environ, ANSIBLE_CALLBACK_RESULT_FORMAT="json", ANSIBLE_NOCOLOR="1"))
+        [
+            "ansible-playbook",
+            "-i",
+            os.environ["MOLECULE_INVENTORY_FILE"],
+            os.path.join(os.environ["MOLECULE_SCENARIO_DIRECTORY"], "converge.yml"),
+            "--limit",
+            name,
+            "--tags",
+            "preflight_discover,preflight_judge",
+            "-e",
+            "preflight_strict=true",
+            "-e",
+            "preflight_report_dir=",
+            "-e",
+            "fleet_plan_output=",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=dict(os.environ, ANSIBLE_CALLBACK_RESULT_FORMAT="json", ANSIBLE_NOCOLOR="1"),
+    )
     expected = EXPECTED[profile_name]
     if expected["ok"]:
         assert run.returncode == 0, run.stdout[-3000:]

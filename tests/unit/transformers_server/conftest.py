@@ -12,13 +12,11 @@ import time
 import pytest
 import requests
 
+from tiny_models import build_looping_model  # this directory and SERVER_DIR are on pytest's pythonpath (pyproject.toml)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 SERVER_DIR = os.path.join(REPO, "roles", "serve", "files", "transformers_server")
-sys.path.insert(0, SERVER_DIR)
-sys.path.insert(0, HERE)
-
-from tiny_models import build_looping_model  # noqa: E402  pylint: disable=wrong-import-position
 
 API_KEY = "test-key-9f8e7d"
 
@@ -41,8 +39,14 @@ class RunningServer:
         full_env.update(env)
         self._log = open(log_path, "wb")  # pylint: disable=consider-using-with
         gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
-        self.process = subprocess.Popen([gunicorn, "-c", "gunicorn.conf.py"], cwd=SERVER_DIR, env=full_env,  # pylint: disable=consider-using-with
-                                        stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            [gunicorn, "-c", "gunicorn.conf.py"],
+            cwd=SERVER_DIR,
+            env=full_env,  # pylint: disable=consider-using-with
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def log(self) -> str:
         with open(self.log_path, encoding="utf-8", errors="replace") as handle:
@@ -107,16 +111,18 @@ def start_server(tmp_path_factory):
 @pytest.fixture(scope="session")
 def server(start_server, looping_model):
     """The server most tests use: API key on, 2 generation slots, a queue of 1."""
-    return start_server({
-        "NPU_SERVE_MODEL": looping_model.path,
-        "NPU_SERVE_SERVED_MODEL_NAME": "tiny-loop",
-        "NPU_SERVE_API_KEY": API_KEY,
-        "NPU_SERVE_THREADS": "6",
-        "NPU_SERVE_MAX_CONCURRENT": "2",
-        "NPU_SERVE_MAX_QUEUE": "1",
-        "NPU_SERVE_QUEUE_TIMEOUT": "60",
-        "NPU_SERVE_MAX_MODEL_LEN": "16384",
-    })
+    return start_server(
+        {
+            "NPU_SERVE_MODEL": looping_model.path,
+            "NPU_SERVE_SERVED_MODEL_NAME": "tiny-loop",
+            "NPU_SERVE_API_KEY": API_KEY,
+            "NPU_SERVE_THREADS": "6",
+            "NPU_SERVE_MAX_CONCURRENT": "2",
+            "NPU_SERVE_MAX_QUEUE": "1",
+            "NPU_SERVE_QUEUE_TIMEOUT": "60",
+            "NPU_SERVE_MAX_MODEL_LEN": "16384",
+        }
+    )
 
 
 @pytest.fixture()

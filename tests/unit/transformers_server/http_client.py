@@ -18,7 +18,7 @@ def sse_events(response):
         if not line:
             continue
         assert line.startswith("data: "), "not an SSE data line: %r" % line
-        payload = line[len("data: "):]
+        payload = line[len("data: ") :]
         if payload == "[DONE]":
             done = True
             continue

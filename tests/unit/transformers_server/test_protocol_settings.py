@@ -22,8 +22,9 @@ def chat(**extra):
 
 
 def test_chat_defaults_and_content_parts():
-    parsed = protocol.parse({"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]},
-                            CHAT, "m")
+    parsed = protocol.parse(
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]}, CHAT, "m"
+    )
     assert parsed.messages == [{"role": "user", "content": "ab"}]
     assert (parsed.stream, parsed.max_tokens, parsed.temperature, parsed.stop) == (False, None, None, [])
 
@@ -42,12 +43,22 @@ def test_completion_prompt_forms():
         assert error.value.param == "prompt"
 
 
-@pytest.mark.parametrize("extra, param", [
-    ({"max_tokens": 0}, "max_tokens"), ({"max_tokens": 1.5}, "max_tokens"), ({"temperature": 2.5}, "temperature"),
-    ({"temperature": "0"}, "temperature"), ({"top_p": 1.1}, "top_p"), ({"seed": "1"}, "seed"),
-    ({"stop": ["a", 1]}, "stop"), ({"stop": ["x"] * 17}, "stop"), ({"repetition_penalty": 0}, "repetition_penalty"),
-    ({"stream_options": []}, "stream_options"), ({"top_k": -2}, "top_k"),
-])
+@pytest.mark.parametrize(
+    "extra, param",
+    [
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"max_tokens": 1.5}, "max_tokens"),
+        ({"temperature": 2.5}, "temperature"),
+        ({"temperature": "0"}, "temperature"),
+        ({"top_p": 1.1}, "top_p"),
+        ({"seed": "1"}, "seed"),
+        ({"stop": ["a", 1]}, "stop"),
+        ({"stop": ["x"] * 17}, "stop"),
+        ({"repetition_penalty": 0}, "repetition_penalty"),
+        ({"stream_options": []}, "stream_options"),
+        ({"top_k": -2}, "top_k"),
+    ],
+)
 def test_wrong_values_name_the_parameter(extra, param):
     with pytest.raises(RequestError) as error:
         chat(**extra)
@@ -91,15 +102,18 @@ def test_api_key_from_a_file_and_never_in_repr(tmp_path):
         from_env(env_for(tmp_path, API_KEY_FILE=str(key_file), API_KEY="x"))
 
 
-@pytest.mark.parametrize("values, fragment", [
-    ({"THREADS": "3"}, "NPU_SERVE_THREADS=3 is too few"),
-    ({"THREADS": "four"}, "NPU_SERVE_THREADS='four'"),
-    ({"DEVICE": "tpu"}, "NPU_SERVE_DEVICE='tpu'"),
-    ({"TRUST_REMOTE_CODE": "maybe"}, "true or false"),
-    ({"REPEAT_BLOCK_COUNT": "1"}, "NPU_SERVE_REPEAT_BLOCK_COUNT=1"),
-    ({"REPEAT_BLOCK_MIN_TOKENS": "300"}, "NPU_SERVE_REPEAT_BLOCK_MAX_TOKENS=256"),
-    ({"REPETITION_PENALTY": "0"}, "NPU_SERVE_REPETITION_PENALTY"),
-])
+@pytest.mark.parametrize(
+    "values, fragment",
+    [
+        ({"THREADS": "3"}, "NPU_SERVE_THREADS=3 is too few"),
+        ({"THREADS": "four"}, "NPU_SERVE_THREADS='four'"),
+        ({"DEVICE": "tpu"}, "NPU_SERVE_DEVICE='tpu'"),
+        ({"TRUST_REMOTE_CODE": "maybe"}, "true or false"),
+        ({"REPEAT_BLOCK_COUNT": "1"}, "NPU_SERVE_REPEAT_BLOCK_COUNT=1"),
+        ({"REPEAT_BLOCK_MIN_TOKENS": "300"}, "NPU_SERVE_REPEAT_BLOCK_MAX_TOKENS=256"),
+        ({"REPETITION_PENALTY": "0"}, "NPU_SERVE_REPETITION_PENALTY"),
+    ],
+)
 def test_bad_settings_name_the_variable(tmp_path, values, fragment):
     with pytest.raises(SettingsError) as error:
         from_env(env_for(tmp_path, **values))
@@ -173,6 +187,10 @@ def test_sampling_defaults_follow_the_models_generation_config():
     assert sampling_defaults(sampling_model, None) == {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "repetition_penalty": 1.2}
     assert sampling_defaults({"repetition_penalty": 1.0}, None)["repetition_penalty"] == 1.0
     assert sampling_defaults({"repetition_penalty": 1.05, "temperature": 0.3}, None) == {
-        "temperature": 1.0, "top_p": 1.0, "top_k": 0, "repetition_penalty": 1.05}
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "top_k": 0,
+        "repetition_penalty": 1.05,
+    }
     assert sampling_defaults({"repetition_penalty": 1.05}, 1.3)["repetition_penalty"] == 1.3
     assert sampling_defaults({}, None)["repetition_penalty"] == 1.2

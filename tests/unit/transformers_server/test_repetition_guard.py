@@ -131,8 +131,11 @@ def reference_guard(tokens, max_chunk_repeats=10, block_min=16, block_max=256, b
             if run:
                 runs[period] = run
         hold = max((run for run in runs.values()), default=0)
-        tripped = [period for period, run in runs.items()
-                   if run >= (max_chunk_repeats * period if period < block_min else (block_count - 1) * period)]
+        tripped = [
+            period
+            for period, run in runs.items()
+            if run >= (max_chunk_repeats * period if period < block_min else (block_count - 1) * period)
+        ]
         if tripped:
             period = min(tripped)
             released = max(released, count - runs[period])
@@ -154,8 +157,12 @@ def test_matches_the_from_scratch_rules_on_random_loops(seed):
         else:
             block = [rng.randrange(30) for _index in range(rng.randint(2, 40))]
             tokens.extend(block * rng.randint(2, 4))
-    settings = {"max_chunk_repeats": rng.choice([0, 3, 10]), "block_min": rng.choice([4, 16]),
-                "block_max": rng.choice([40, 256]), "block_count": rng.choice([0, 2, 3])}
+    settings = {
+        "max_chunk_repeats": rng.choice([0, 3, 10]),
+        "block_min": rng.choice([4, 16]),
+        "block_max": rng.choice([40, 256]),
+        "block_count": rng.choice([0, 2, 3]),
+    }
     guard = RepetitionGuard(**settings)
     sent = feed(guard, tokens)
     expected_sent, expected_reason, expected_count = reference_guard(tokens, **settings)

@@ -63,8 +63,13 @@ def test_chat_non_streaming_follows_the_model(server, auth, looping_model, token
 
 
 def test_chat_streaming_sends_the_same_text_as_sse(server, auth, looping_model, tokenizer):
-    body = {"messages": [{"role": "user", "content": "hello there"}], "max_tokens": 30, "temperature": 0,
-            "stream": True, "stream_options": {"include_usage": True}}
+    body = {
+        "messages": [{"role": "user", "content": "hello there"}],
+        "max_tokens": 30,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     response = post(server, CHAT, body, auth, stream=True)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/event-stream")
@@ -87,8 +92,9 @@ def test_completions_stream_and_echo(server, auth, looping_model, tokenizer):
     assert plain["object"] == "text_completion" and plain["choices"][0]["text"] == expected
     echoed = post(server, COMPLETIONS, {"prompt": prompt, "max_tokens": 8, "temperature": 0, "echo": True}, auth).json()
     assert echoed["choices"][0]["text"].startswith(prompt)
-    events, done = sse_events(post(server, COMPLETIONS, {"prompt": [start], "max_tokens": 8, "temperature": 0, "stream": True},
-                                   auth, stream=True))
+    events, done = sse_events(
+        post(server, COMPLETIONS, {"prompt": [start], "max_tokens": 8, "temperature": 0, "stream": True}, auth, stream=True)
+    )
     assert done and streamed_text(events, kind="completion") == expected
     assert final_choice(events)["finish_reason"] == "length"
 
@@ -96,7 +102,7 @@ def test_completions_stream_and_echo(server, auth, looping_model, tokenizer):
 def test_stop_string_ends_generation_and_is_not_sent(server, auth, looping_model, tokenizer):
     full = tokenizer.decode(looping_model.big_cycle[:40])
     stop = full[20:23]
-    expected = full[:full.find(stop)]
+    expected = full[: full.find(stop)]
     body = {"messages": [{"role": "user", "content": "x"}], "max_tokens": 40, "temperature": 0, "stop": ["never-there", stop]}
     choice = post(server, CHAT, body, auth).json()["choices"][0]
     assert choice["message"]["content"] == expected
@@ -172,19 +178,22 @@ def test_prompt_longer_than_max_model_len_is_a_400(server, auth, looping_model):
     assert room.status_code == 400 and "at most 16383" in room.json()["error"]["message"]
 
 
-@pytest.mark.parametrize("raw, param, fragment", [
-    (b"{not json", None, "not valid JSON"),
-    (b"[1, 2]", None, "JSON object"),
-    (b'{"messages": "hi"}', "messages", "non-empty list"),
-    (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": "5"}', "max_tokens", "integer"),
-    (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": true}', "max_tokens", "integer"),
-    (b'{"messages": [{"role": "user", "content": "x"}], "temperature": true}', "temperature", "number"),
-    (b'{"messages": [{"role": "user", "content": "x"}], "top_p": 0}', "top_p", "(0.0, 1.0]"),
-    (b'{"messages": [{"role": "user", "content": "x"}], "stop": 5}', "stop", "string"),
-    (b'{"messages": [{"role": "user", "content": "x"}], "stream": "yes"}', "stream", "true or false"),
-    (b'{"messages": [{"role": "user", "content": "x"}], "n": 2}', "n", "n=1"),
-    (b'{"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}', "messages", "text parts"),
-])
+@pytest.mark.parametrize(
+    "raw, param, fragment",
+    [
+        (b"{not json", None, "not valid JSON"),
+        (b"[1, 2]", None, "JSON object"),
+        (b'{"messages": "hi"}', "messages", "non-empty list"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": "5"}', "max_tokens", "integer"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": true}', "max_tokens", "integer"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "temperature": true}', "temperature", "number"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "top_p": 0}', "top_p", "(0.0, 1.0]"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "stop": 5}', "stop", "string"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "stream": "yes"}', "stream", "true or false"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "n": 2}', "n", "n=1"),
+        (b'{"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}', "messages", "text parts"),
+    ],
+)
 def test_bad_input_is_a_400_with_an_openai_error(server, raw, param, fragment):
     headers = {"Authorization": "Bearer " + API_KEY, "Content-Type": "application/json"}
     response = requests.post(server.base_url + CHAT, data=raw, headers=headers, timeout=30)
@@ -201,8 +210,7 @@ def test_wrong_model_route_method_and_size(server, auth):
     assert route.status_code == 404 and "/v1/chat/completions" in route.json()["error"]["message"]
     method = requests.get(server.base_url + CHAT, headers=auth, timeout=10)
     assert method.status_code == 405 and "error" in method.json()
-    huge = requests.post(server.base_url + COMPLETIONS, headers=auth, timeout=30,
-                         data=b'{"prompt": "' + b"a" * (2 * 1024 * 1024) + b'"}')
+    huge = requests.post(server.base_url + COMPLETIONS, headers=auth, timeout=30, data=b'{"prompt": "' + b"a" * (2 * 1024 * 1024) + b'"}')
     assert huge.status_code == 413 and "NPU_SERVE_MAX_BODY_BYTES" in huge.json()["error"]["message"]
 
 
@@ -321,25 +329,32 @@ def test_metrics_are_prometheus_text(server, auth):
     response = requests.get(server.base_url + "/metrics", timeout=10)
     assert response.headers["Content-Type"].startswith("text/plain")
     text = response.text
-    for name, kind in [("npu_serve_requests_total", "counter"), ("npu_serve_generation_tokens_total", "counter"),
-                       ("npu_serve_time_to_first_token_seconds", "histogram"), ("npu_serve_requests_in_flight", "gauge"),
-                       ("npu_serve_guard_stops_total", "counter")]:
+    for name, kind in [
+        ("npu_serve_requests_total", "counter"),
+        ("npu_serve_generation_tokens_total", "counter"),
+        ("npu_serve_time_to_first_token_seconds", "histogram"),
+        ("npu_serve_requests_in_flight", "gauge"),
+        ("npu_serve_guard_stops_total", "counter"),
+    ]:
         assert "# TYPE %s %s" % (name, kind) in text
     assert server.metric("npu_serve_requests_total", endpoint="/v1/chat/completions", status="200") >= 1
     assert server.metric("npu_serve_time_to_first_token_seconds_count") >= 1
-    assert server.metric("npu_serve_time_to_first_token_seconds_bucket", le="+Inf") == \
-        server.metric("npu_serve_time_to_first_token_seconds_count")
+    assert server.metric("npu_serve_time_to_first_token_seconds_bucket", le="+Inf") == server.metric(
+        "npu_serve_time_to_first_token_seconds_count"
+    )
     assert server.metric("npu_serve_model_ready") == 1
 
 
 def test_guard_layers_can_be_switched_off_and_debug_logs_prompts(start_server, looping_model, tokenizer):
-    relaxed = start_server({
-        "NPU_SERVE_MODEL": looping_model.path,
-        "NPU_SERVE_MAX_REPEATED_CHUNKS": "0",
-        "NPU_SERVE_REPEAT_BLOCK_COUNT": "0",
-        "NPU_SERVE_REPETITION_PENALTY": "1.0",
-        "NPU_SERVE_DEBUG": "true",
-    })
+    relaxed = start_server(
+        {
+            "NPU_SERVE_MODEL": looping_model.path,
+            "NPU_SERVE_MAX_REPEATED_CHUNKS": "0",
+            "NPU_SERVE_REPEAT_BLOCK_COUNT": "0",
+            "NPU_SERVE_REPETITION_PENALTY": "1.0",
+            "NPU_SERVE_DEBUG": "true",
+        }
+    )
     fixed = post(relaxed, COMPLETIONS, {"prompt": [looping_model.fixed], "max_tokens": 30, "temperature": 0}).json()
     assert fixed["choices"][0]["finish_reason"] == "length"
     assert fixed["choices"][0]["text"] == tokenizer.decode([looping_model.fixed] * 30)

@@ -14,11 +14,14 @@ def tokenizer(tmp_path_factory):
     return build_tokenizer(str(tmp_path_factory.mktemp("tokenizer")))
 
 
-@pytest.mark.parametrize("text", [
-    "plain ascii words, with punctuation!",
-    "multi-byte: h\u00e9llo \u65e5\u672c\u8a9e \U0001f600 done",
-    "  leading spaces and\nnew lines\n",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "plain ascii words, with punctuation!",
+        "multi-byte: h\u00e9llo \u65e5\u672c\u8a9e \U0001f600 done",
+        "  leading spaces and\nnew lines\n",
+    ],
+)
 def test_one_token_at_a_time_gives_the_same_text_as_decoding_all(tokenizer, text):
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     detok = IncrementalDetokenizer(tokenizer)

@@ -26,8 +26,10 @@ from typing import List
 
 BLOCK_LEN = 20
 SPECIALS = ["<unk>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-                 "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 
 @dataclasses.dataclass
@@ -44,8 +46,38 @@ class LoopingModel:
 
 def _training_text(lines: int = 4000) -> List[str]:
     rng = random.Random(7)
-    syllables = ["an", "be", "co", "de", "ed", "fo", "ga", "hi", "in", "jo", "ka", "lu", "me", "no", "or", "pu",
-                 "qu", "ra", "si", "to", "ur", "vi", "wo", "xe", "ya", "zo", "st", "th", "er", "ng"]
+    syllables = [
+        "an",
+        "be",
+        "co",
+        "de",
+        "ed",
+        "fo",
+        "ga",
+        "hi",
+        "in",
+        "jo",
+        "ka",
+        "lu",
+        "me",
+        "no",
+        "or",
+        "pu",
+        "qu",
+        "ra",
+        "si",
+        "to",
+        "ur",
+        "vi",
+        "wo",
+        "xe",
+        "ya",
+        "zo",
+        "st",
+        "th",
+        "er",
+        "ng",
+    ]
     out = []
     for _line in range(lines):
         words = ["".join(rng.choice(syllables) for _syllable in range(rng.randint(1, 3))) for _word in range(8)]
@@ -75,8 +107,7 @@ def build_tokenizer(path: str, vocab_size: int = 1000, byte_level: bool = True):
         alphabet = []
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, initial_alphabet=alphabet)
     tokenizer.train_from_iterator(_training_text(), trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="<unk>", eos_token="<|im_end|>",
-                                   pad_token="<|endoftext|>")
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="<unk>", eos_token="<|im_end|>", pad_token="<|endoftext|>")
     fast.chat_template = CHAT_TEMPLATE
     fast.save_pretrained(path)
     return fast
@@ -108,8 +139,8 @@ def build_looping_model(path: str, max_position_embeddings: int = 32768) -> Loop
     hidden = vocab + (-vocab % 8)
     tokens = _printable_tokens(tokenizer)
     fixed, runner_up, to_eos = tokens[0], tokens[1], tokens[2]
-    block = tokens[3:3 + BLOCK_LEN]
-    big_cycle = [runner_up] + tokens[3 + BLOCK_LEN:]
+    block = tokens[3 : 3 + BLOCK_LEN]
+    big_cycle = [runner_up] + tokens[3 + BLOCK_LEN :]
     if len(big_cycle) <= 300:
         raise RuntimeError("tokenizer too small for a non-repeating cycle: %d tokens" % len(big_cycle))
     eos = tokenizer.eos_token_id
@@ -120,7 +151,7 @@ def build_looping_model(path: str, max_position_embeddings: int = 32768) -> Loop
     # Sampling at temperature 1 varies (seed tests), greedy always follows the cycle.
     table[:, :] = 0.0
     table[:, specials] = low
-    table[:, big_cycle[0]] = 3.0          # default: enter the big cycle
+    table[:, big_cycle[0]] = 3.0  # default: enter the big cycle
     for index, token in enumerate(big_cycle):
         table[token] = 0.0
         table[token, specials] = low
@@ -136,10 +167,20 @@ def build_looping_model(path: str, max_position_embeddings: int = 32768) -> Loop
     table[to_eos] = low
     table[to_eos, eos] = 8.0
 
-    config = Qwen3Config(vocab_size=vocab, hidden_size=hidden, intermediate_size=32, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, head_dim=16,
-                         max_position_embeddings=max_position_embeddings, tie_word_embeddings=False,
-                         eos_token_id=eos, pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
+    config = Qwen3Config(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=max_position_embeddings,
+        tie_word_embeddings=False,
+        eos_token_id=eos,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+    )
     torch.manual_seed(0)
     model = Qwen3ForCausalLM(config)
     with torch.no_grad():
@@ -152,23 +193,40 @@ def build_looping_model(path: str, max_position_embeddings: int = 32768) -> Loop
         model.lm_head.weight.zero_()
         model.lm_head.weight[:, :vocab] = table.t() / math.sqrt(hidden)
     model.save_pretrained(path)
-    return LoopingModel(path=path, fixed=fixed, runner_up=runner_up, block=block, to_eos=to_eos,
-                        big_cycle=big_cycle, eos=eos, vocab_size=vocab)
+    return LoopingModel(
+        path=path, fixed=fixed, runner_up=runner_up, block=block, to_eos=to_eos, big_cycle=big_cycle, eos=eos, vocab_size=vocab
+    )
 
 
-def build_random_model(path: str, hidden_size: int, layers: int, heads: int = 8, kv_heads: int = 4,
-                       intermediate_size: int = 0, max_position_embeddings: int = 4096, seed: int = 0,
-                       byte_level: bool = True):
+def build_random_model(
+    path: str,
+    hidden_size: int,
+    layers: int,
+    heads: int = 8,
+    kv_heads: int = 4,
+    intermediate_size: int = 0,
+    max_position_embeddings: int = 4096,
+    seed: int = 0,
+    byte_level: bool = True,
+):
     """A randomly initialised Qwen3 of a chosen size (benchmarks: a 'mid-size' model on CPU)."""
     import torch
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     tokenizer = build_tokenizer(path, byte_level=byte_level)
-    config = Qwen3Config(vocab_size=len(tokenizer), hidden_size=hidden_size,
-                         intermediate_size=intermediate_size or hidden_size * 3, num_hidden_layers=layers,
-                         num_attention_heads=heads, num_key_value_heads=kv_heads, head_dim=hidden_size // heads,
-                         max_position_embeddings=max_position_embeddings, tie_word_embeddings=False,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    config = Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size or hidden_size * 3,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        head_dim=hidden_size // heads,
+        max_position_embeddings=max_position_embeddings,
+        tie_word_embeddings=False,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     torch.manual_seed(seed)
     model = Qwen3ForCausalLM(config)
     with torch.no_grad():

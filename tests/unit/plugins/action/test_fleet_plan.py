@@ -16,16 +16,12 @@ import pytest
 
 from ansible_collections.npu.fleet.plugins.action import fleet_plan as action
 from ansible_collections.npu.fleet.plugins.module_utils._model_profile import profile_model
-from ansible_collections.npu.fleet.plugins.module_utils._placement import PlacementError
+from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan import PlacementError
+from builders import chips
 from conftest import COLLECTIONS_PATH, REPO_ROOT
 from model_checkpoints import fixture_dir
 
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
-
-
-def chips(count, memory=32768, name="910B4"):
-    return [{"npu_id": i, "chip_id": 0, "logic_id": i, "phy_id": i, "device": "/dev/davinci%d" % i, "name": name,
-             "health": "OK", "memory_total_mb": memory, "memory_used_mb": 0, "processes": []} for i in range(count)]
 
 
 PREFLIGHT_OK = {"ok": True, "problems": [], "excluded_devices": [], "usable_devices": []}
@@ -37,8 +33,11 @@ PREFLIGHT_OK = {"ok": True, "problems": [], "excluded_devices": [], "usable_devi
 def test_host_spec_reads_npu_facts_preflight_and_fleet_plan_vars():
     hostvars = {
         "ansible_facts": {"npu": {"chips": chips(2), "npu_smi_layout": "a2"}},
-        "npu_preflight": {"ok": True, "excluded_devices": ["/dev/davinci1"],
-                          "problems": [{"code": "CHIP_BUSY", "device": "/dev/davinci1", "usable": False}]},
+        "npu_preflight": {
+            "ok": True,
+            "excluded_devices": ["/dev/davinci1"],
+            "problems": [{"code": "CHIP_BUSY", "device": "/dev/davinci1", "usable": False}],
+        },
         "fleet_plan_labels": {"zone": "a"},
         "fleet_plan_port_range": "20000-20099",
         "fleet_plan_used_ports": [20001],
@@ -47,9 +46,14 @@ def test_host_spec_reads_npu_facts_preflight_and_fleet_plan_vars():
     }
     spec = action.host_spec_from_vars(hostvars)
     assert spec == {
-        "chips": chips(2), "npu_smi_layout": "a2", "preflight_ok": True, "excluded_devices": ["/dev/davinci1"],
+        "chips": chips(2),
+        "npu_smi_layout": "a2",
+        "preflight_ok": True,
+        "excluded_devices": ["/dev/davinci1"],
         "problems": [{"code": "CHIP_BUSY", "device": "/dev/davinci1", "usable": False}],
-        "labels": {"zone": "a"}, "port_range": "20000-20099", "used_ports": [20001],
+        "labels": {"zone": "a"},
+        "port_range": "20000-20099",
+        "used_ports": [20001],
         "reserved_devices": ["/dev/davinci0"],
     }
 
@@ -61,13 +65,19 @@ def test_top_level_npu_fact_and_missing_preflight():
 
 
 def test_explicit_hosts_override_field_by_field():
-    hostvars = {"n1": {"npu": {"chips": chips(2)}, "npu_preflight": PREFLIGHT_OK, "fleet_plan_labels": {"zone": "a"}},
-                "n2": {"npu": {"chips": chips(1)}}}
-    hosts = action.assemble_hosts(hostvars, ["n1", "n2", "ghost"], {
-        "n1": {"labels": {"zone": "b"}},
-        "n2": {"preflight_ok": True},
-        "extra": {"chips": chips(4)},
-    })
+    hostvars = {
+        "n1": {"npu": {"chips": chips(2)}, "npu_preflight": PREFLIGHT_OK, "fleet_plan_labels": {"zone": "a"}},
+        "n2": {"npu": {"chips": chips(1)}},
+    }
+    hosts = action.assemble_hosts(
+        hostvars,
+        ["n1", "n2", "ghost"],
+        {
+            "n1": {"labels": {"zone": "b"}},
+            "n2": {"preflight_ok": True},
+            "extra": {"chips": chips(4)},
+        },
+    )
     assert sorted(hosts) == ["extra", "ghost", "n1", "n2"]
     assert hosts["n1"]["labels"] == {"zone": "b"} and hosts["n1"]["chips"] == chips(2)
     assert hosts["n2"] == {"chips": chips(1), "preflight_ok": True}  # the "no npu_preflight" note goes too
@@ -87,10 +97,12 @@ def test_plain_copies_mapping_subclasses_and_string_subclasses():
 
 
 def test_image_selector_rules_host_rule_wins():
-    select = action.image_selector_from_rules([
-        {"model": "q8", "image": "img:any"},
-        {"model": "q8", "host": "n2", "backend": "transformers", "image": "img:n2"},
-    ])
+    select = action.image_selector_from_rules(
+        [
+            {"model": "q8", "image": "img:any"},
+            {"model": "q8", "host": "n2", "backend": "transformers", "image": "img:n2"},
+        ]
+    )
     assert select({"name": "q8"}, "n1") == {"image": "img:any"}
     assert select({"name": "q8"}, "n2") == {"backend": "transformers", "image": "img:n2"}
     assert select({"name": "other"}, "n1") is None
@@ -103,8 +115,7 @@ def test_image_selector_rules_host_rule_wins():
 
 def test_image_selection_fact_fills_backend_and_image_unless_a_rule_says_otherwise():
     hostvars = {
-        "n1": {"npu_image_selection": {
-            "q8": {"backend": "vllm", "image": "quay.io/ascend/vllm-ascend:v0.15.0rc1", "reasons": ["..."]}}},
+        "n1": {"npu_image_selection": {"q8": {"backend": "vllm", "image": "quay.io/ascend/vllm-ascend:v0.15.0rc1", "reasons": ["..."]}}},
         "n2": {"npu_image_selection": {"q8": {"backend": "transformers", "image": "npu-fleet/transformers:8.5.0"}}},
         "n3": {},
     }
@@ -150,17 +161,28 @@ PLAYBOOK = """
 def run_playbook(tmp_path, catalogue, running=None, extra_host_vars=None):
     """Inventory: n1 (8 x 32 GiB, preflight ok), n2 (8 x 64 GiB, failed preflight), local connection."""
     q8 = profile_model(fixture_dir("Qwen__Qwen3-8B"))
-    inventory = {"all": {
-        "children": {"npu_hosts": {"hosts": {
-            "n1": {"fake_npu": {"chips": chips(8), "npu_smi_layout": "a2"}, "fake_preflight": PREFLIGHT_OK,
-                   "fleet_plan_port_range": "19000-19099",
-                   "npu_image_selection": {"q8": {"backend": "vllm", "image": "quay.io/ascend/vllm-ascend:v0.15.0rc1"}}},
-            "n2": {"fake_npu": {"chips": chips(8, 65536, "910B3"), "npu_smi_layout": "a2"},
-                   "fake_preflight": dict(PREFLIGHT_OK, ok=False)},
-        }}},
-        "hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}},
-        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
-    }}
+    inventory = {
+        "all": {
+            "children": {
+                "npu_hosts": {
+                    "hosts": {
+                        "n1": {
+                            "fake_npu": {"chips": chips(8), "npu_smi_layout": "a2"},
+                            "fake_preflight": PREFLIGHT_OK,
+                            "fleet_plan_port_range": "19000-19099",
+                            "npu_image_selection": {"q8": {"backend": "vllm", "image": "quay.io/ascend/vllm-ascend:v0.15.0rc1"}},
+                        },
+                        "n2": {
+                            "fake_npu": {"chips": chips(8, 65536, "910B3"), "npu_smi_layout": "a2"},
+                            "fake_preflight": dict(PREFLIGHT_OK, ok=False),
+                        },
+                    }
+                }
+            },
+            "hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}},
+            "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+        }
+    }
     for name, variables in (extra_host_vars or {}).items():
         inventory["all"]["children"]["npu_hosts"]["hosts"][name].update(variables)
     output = tmp_path / "plan.json"
@@ -170,13 +192,25 @@ def run_playbook(tmp_path, catalogue, running=None, extra_host_vars=None):
     (tmp_path / "inventory.json").write_text(json.dumps(inventory))
     (tmp_path / "extra.json").write_text(json.dumps(extra))
     (tmp_path / "play.yml").write_text(PLAYBOOK)
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH, ANSIBLE_HOME=str(tmp_path / "home"),
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0",
-               ANSIBLE_STDOUT_CALLBACK="default")
+    env = dict(
+        os.environ,
+        ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH,
+        ANSIBLE_HOME=str(tmp_path / "home"),
+        ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_RETRY_FILES_ENABLED="0",
+        ANSIBLE_STDOUT_CALLBACK="default",
+    )
     env.pop("ANSIBLE_CONFIG", None)
-    proc = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(tmp_path / "inventory.json"), "-e", "@%s" % (tmp_path / "extra.json"),
-                           str(tmp_path / "play.yml")], cwd=str(tmp_path), env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
+    proc = subprocess.run(
+        [ANSIBLE_PLAYBOOK, "-i", str(tmp_path / "inventory.json"), "-e", "@%s" % (tmp_path / "extra.json"), str(tmp_path / "play.yml")],
+        cwd=str(tmp_path),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     result = json.loads(output.read_text()) if output.exists() else None
     return proc, result
 
@@ -185,16 +219,17 @@ def test_plugin_plans_from_hostvars_and_skips_the_failed_host(tmp_path):
     proc, result = run_playbook(tmp_path, [{"name": "q8", "replicas": 2, "spread": False}])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     plan = result["plan"]
-    assert [(p["host"], p["devices"]) for p in plan["placements"]] == [("n1", ["/dev/davinci0"]),
-                                                                       ("n1", ["/dev/davinci1"])]
+    assert [(p["host"], p["devices"]) for p in plan["placements"]] == [("n1", ["/dev/davinci0"]), ("n1", ["/dev/davinci1"])]
     assert all(19000 <= p["port"] <= 19099 for p in plan["placements"])  # fleet_plan_port_range of n1
     assert all(p["image"] == "quay.io/ascend/vllm-ascend:v0.15.0rc1" for p in plan["placements"])
     assert plan["summary"]["hosts"]["n2"]["preflight_ok"] is False
     assert "n2 [910b] receives nothing: failed preflight" in result["table"]
     # the plan comes back sticky when fed back as current
-    proc, again = run_playbook(tmp_path, [{"name": "q8", "replicas": 2, "spread": False}],
-                               running=[dict((k, p[k]) for k in ("model", "replica", "host", "devices", "port"))
-                                        for p in plan["placements"]])
+    proc, again = run_playbook(
+        tmp_path,
+        [{"name": "q8", "replicas": 2, "spread": False}],
+        running=[dict((k, p[k]) for k in ("model", "replica", "host", "devices", "port")) for p in plan["placements"]],
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert [c["action"] for c in again["plan"]["changes"]] == ["keep", "keep"]
 
@@ -206,14 +241,21 @@ def test_plugin_turns_bad_input_into_a_failed_task(tmp_path):
 
 
 def test_plan_models_playbooks_pass_syntax_check(tmp_path):
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH, ANSIBLE_HOME=str(tmp_path / "home"),
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"))
+    env = dict(
+        os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH, ANSIBLE_HOME=str(tmp_path / "home"), ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp")
+    )
     env.pop("ANSIBLE_CONFIG", None)
     (tmp_path / "inventory.ini").write_text("[npu_hosts]\nn1\n")
     for playbook in ("plan-models.yml", os.path.join("playbooks", "plan_models.yml")):
-        proc = subprocess.run([ANSIBLE_PLAYBOOK, "--syntax-check", "-i", str(tmp_path / "inventory.ini"),
-                               os.path.join(REPO_ROOT, playbook)], cwd=str(tmp_path), env=env, capture_output=True,
-                              text=True, timeout=300, check=False)
+        proc = subprocess.run(
+            [ANSIBLE_PLAYBOOK, "--syntax-check", "-i", str(tmp_path / "inventory.ini"), os.path.join(REPO_ROOT, playbook)],
+            cwd=str(tmp_path),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -222,7 +264,6 @@ def test_module_fails_without_the_action_plugin(tmp_path):
     args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"models": []}}))
     module = os.path.join(REPO_ROOT, "plugins", "modules", "fleet_plan.py")
     env = dict(os.environ, PYTHONPATH=COLLECTIONS_PATH)
-    proc = subprocess.run([sys.executable, module, str(args)], env=env, capture_output=True, text=True, check=False,
-                          timeout=60)
+    proc = subprocess.run([sys.executable, module, str(args)], env=env, capture_output=True, text=True, check=False, timeout=60)
     assert proc.returncode == 1
     assert "runs on the controller as an action plugin" in json.loads(proc.stdout)["msg"]

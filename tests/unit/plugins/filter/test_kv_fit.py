@@ -4,17 +4,14 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.npu.fleet.plugins.filter.kv_fit import FilterModule
-from ansible_collections.npu.fleet.plugins.module_utils._model_profile import profile_model
-from model_checkpoints import copy_fixture, write_index
+from builders import fixture_profile
 
-GiB = 2 ** 30
+GiB = 2**30
 
 
 @pytest.fixture(name="profile")
 def _profile(tmp_path):
-    path = copy_fixture("jaman21__Qwen3-4B-Instruct", str(tmp_path / "q"))
-    write_index(path, {"model.norm.weight": "model.safetensors"}, total_size=8_000_000_000)
-    return profile_model(path)
+    return fixture_profile("jaman21__Qwen3-4B-Instruct", tmp_path, total_size=8_000_000_000, shard="model.safetensors", dirname="q")
 
 
 def _filter():
@@ -26,8 +23,9 @@ def test_filter_is_registered_under_its_name():
 
 
 def test_filter_returns_the_fit(profile):
-    fit = _filter()(profile, chip_memory_mb=32768, tensor_parallel_size=1, gpu_memory_utilization=0.9,
-                    max_model_len=262144, reserve_bytes=2 * GiB)
+    fit = _filter()(
+        profile, chip_memory_mb=32768, tensor_parallel_size=1, gpu_memory_utilization=0.9, max_model_len=262144, reserve_bytes=2 * GiB
+    )
     # (32 - 3) GiB x 0.9 - 8e9 weights - 2 GiB reserve = 17877177958 bytes; 36 x 128 x 4096 bytes per block.
     assert fit["verdict"] == "capped"
     assert fit["recommended_max_model_len"] == (17877177958 // (36 * 128 * 4096)) * 128 == 121216

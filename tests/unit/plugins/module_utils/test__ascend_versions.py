@@ -50,59 +50,127 @@ def parse(name):
 
 # Hand-read: file -> (key, value) pairs the parse result must contain.
 EXPECTED = {
-    "version-driver-23.0.7-fixture-01.txt": {"version": "23.0.7", "package_version": "23.0.7",
-                                             "compatible_version_fw": [("7.0.0", "7.1.99")]},
-    "version-driver-24.1.rc2.2-01.txt": {"version": "24.1.rc2.2", "innerversion": "V100R001C18SPC001B233",
-                                         "compatible_version_fw": [("7.0.0", "7.2.99")]},
-    "version-driver-25.0.rc1.1-01.txt": {"version": "25.0.rc1.1", "compatible_version_fw": [("7.0.0", "7.7.99")],
-                                         "compatible_version": ["V100R001C17", "V100R001C18", "V100R001C19", "V100R001C20", "V100R001C21"]},
+    "version-driver-23.0.7-fixture-01.txt": {
+        "version": "23.0.7",
+        "package_version": "23.0.7",
+        "compatible_version_fw": [("7.0.0", "7.1.99")],
+    },
+    "version-driver-24.1.rc2.2-01.txt": {
+        "version": "24.1.rc2.2",
+        "innerversion": "V100R001C18SPC001B233",
+        "compatible_version_fw": [("7.0.0", "7.2.99")],
+    },
+    "version-driver-25.0.rc1.1-01.txt": {
+        "version": "25.0.rc1.1",
+        "compatible_version_fw": [("7.0.0", "7.7.99")],
+        "compatible_version": ["V100R001C17", "V100R001C18", "V100R001C19", "V100R001C20", "V100R001C21"],
+    },
     "version-driver-25.0.rc1.1-02.txt": {"version": "25.0.rc1.1", "compatible_version_fw": [("6.4.0", "6.4.99"), ("7.0.0", "7.7.99")]},
-    "version-firmware-7.1.0.11.220-fixture-01.txt": {"version": "7.1.0.11.220", "package_version": "23.0.7",
-                                                     "compatible_version_drv": [("23.0.rc3", "23.0.rc3."), ("23.0.0", "23.0.0.")]},
-    "version-firmware-7.7.0.1.231-01.txt": {"version": "7.7.0.1.231", "package_version": "25.0.rc1.1",
-                                            "compatible_version_drv": [("23.0.0", "23.0.0."), ("24.0", "24.0."), ("24.1", "24.1."), ("25.0", "25.0.")]},
-    "version-firmware-7.7.0.1.231-02.txt": {"version": "7.7.0.1.231", "compatible_version_drv": [
-        ("23.0.rc2", "23.0.rc2."), ("23.0.rc3", "23.0.rc3."), ("23.0.0", "23.0.0."), ("24.0", "24.0."), ("24.1", "24.1."), ("25.0", "25.0.")]},
-    "version-toolkit-7.0.RC1-aarch64-310b-01.txt": {"version": "7.0.RC1", "arch": "aarch64", "package_name": "Ascend-cann-toolkit",
-                                                    "path": "/usr/local/Ascend/ascend-toolkit/7.0.RC1/aarch64-linux"},
+    "version-firmware-7.1.0.11.220-fixture-01.txt": {
+        "version": "7.1.0.11.220",
+        "package_version": "23.0.7",
+        "compatible_version_drv": [("23.0.rc3", "23.0.rc3."), ("23.0.0", "23.0.0.")],
+    },
+    "version-firmware-7.7.0.1.231-01.txt": {
+        "version": "7.7.0.1.231",
+        "package_version": "25.0.rc1.1",
+        "compatible_version_drv": [("23.0.0", "23.0.0."), ("24.0", "24.0."), ("24.1", "24.1."), ("25.0", "25.0.")],
+    },
+    "version-firmware-7.7.0.1.231-02.txt": {
+        "version": "7.7.0.1.231",
+        "compatible_version_drv": [
+            ("23.0.rc2", "23.0.rc2."),
+            ("23.0.rc3", "23.0.rc3."),
+            ("23.0.0", "23.0.0."),
+            ("24.0", "24.0."),
+            ("24.1", "24.1."),
+            ("25.0", "25.0."),
+        ],
+    },
+    "version-toolkit-7.0.RC1-aarch64-310b-01.txt": {
+        "version": "7.0.RC1",
+        "arch": "aarch64",
+        "package_name": "Ascend-cann-toolkit",
+        "path": "/usr/local/Ascend/ascend-toolkit/7.0.RC1/aarch64-linux",
+    },
     "version-toolkit-7.0.T10-aarch64-fixture-01.txt": {"version": "7.0.T10", "innerversion": "V100R001C13B222"},
     "version-toolkit-8.0.0-aarch64-01.txt": {"version": "8.0.0", "innerversion": "V100R001C20SPC001B251"},
     "version-toolkit-8.0.0-aarch64-02-310p.txt": {"version": "8.0.0", "os": "linux"},
     "version-toolkit-8.1.RC1-aarch64-01.txt": {"version": "8.1.RC1", "innerversion": "V100R001C21SPC001B238"},
     "version-toolkit-8.1.RC1-aarch64-02-310p.txt": {
-        "version": "8.1.RC1", "innerversion": "V100R001C21B054",
-        "compatible_version": [("V100R001C17",), ("V100R001C18",), ("V100R001C19",), ("V100R001C20",), ("V100R001C21",)]},
-    "version-toolkit-8.1.RC1-x86_64-01.txt": {"version": "8.1.RC1", "arch": "x86_64", "path": "/usr/local/Ascend/ascend-toolkit/8.1.RC1/x86_64-linux"},
+        "version": "8.1.RC1",
+        "innerversion": "V100R001C21B054",
+        "compatible_version": [("V100R001C17",), ("V100R001C18",), ("V100R001C19",), ("V100R001C20",), ("V100R001C21",)],
+    },
+    "version-toolkit-8.1.RC1-x86_64-01.txt": {
+        "version": "8.1.RC1",
+        "arch": "x86_64",
+        "path": "/usr/local/Ascend/ascend-toolkit/8.1.RC1/x86_64-linux",
+    },
     "version-toolkit-8.2.RC1-aarch64-01.txt": {"version": "8.2.RC1", "innerversion": "V100R001C22SPC001B231"},
     "version-toolkit-8.2.RC1-aarch64-02.txt": {"version": "8.2.RC1"},
     "version-toolkit-8.3.RC1-aarch64-01.txt": {"version": "8.3.RC1", "innerversion": "V100R001C23B085"},
     "version-toolkit-8.3.RC2-aarch64-01.txt": {"version": "8.3.RC2", "innerversion": "V100R001C23SPC002B210"},
     "version-toolkit-8.5.0-aarch64-01.txt": {"version": "8.5.0", "path": "/usr/local/Ascend/cann-8.5.0"},
-    "version-nnae-8.0.RC3-x86_64-fixture-01.txt": {"version": "8.0.RC3", "package_name": "Ascend-cann-nnae", "arch": "x86_64",
-                                                   "compatible_version": [("V100R001C13", "V100R001C19"), ("V100R001C30",)]},
+    "version-nnae-8.0.RC3-x86_64-fixture-01.txt": {
+        "version": "8.0.RC3",
+        "package_name": "Ascend-cann-nnae",
+        "arch": "x86_64",
+        "compatible_version": [("V100R001C13", "V100R001C19"), ("V100R001C30",)],
+    },
     "version-cfg-toolkit-8.0.T63-01.txt": {"version": "8.0.T63", "inner_version": "7.6.T13.0.B094"},
     "version-cfg-toolkit-8.2.RC2-01.txt": {"version": "8.2.RC2", "inner_version": "8.2.0.2.220"},
     "version-toolkit-component-version.info-8.2.RC1-01.txt": {"version": "8.2.0.0.201", "version_dir": "8.2.RC1"},
     "version-opp_kernel-8.2.RC1-01.txt": {"version": "8.2.0.0.201", "version_dir": "8.2.RC1"},
-    "version-nnal-atb-8.0.T63-01.txt": {"version": "8.0.T63", "build_version": "8.0.T63.B020", "branch": "br_feature_cann_8.0.0_POC_20250130"},
+    "version-nnal-atb-8.0.T63-01.txt": {
+        "version": "8.0.T63",
+        "build_version": "8.0.T63.B020",
+        "branch": "br_feature_cann_8.0.0_POC_20250130",
+    },
     "version-nnal-atb-8.1.RC1-01.txt": {"version": "8.1.RC1", "build_version": "8.1.RC1.B110", "platform": "aarch64"},
-    "version-nnal-atb-8.2.RC1-01.txt": {"version": "8.2.RC1", "build_version": "8.2.RC1.B150",
-                                        "commit_id": "f10dc20391d8af04c3f8024aca0e0dfa94d2a0a5"},
+    "version-nnal-atb-8.2.RC1-01.txt": {
+        "version": "8.2.RC1",
+        "build_version": "8.2.RC1.B150",
+        "commit_id": "f10dc20391d8af04c3f8024aca0e0dfa94d2a0a5",
+    },
     "version-mindie-2.0.T3.B010-01.txt": {"version": "2.0.T3.B010", "platform": "aarch64"},
     "version-mindie-2.1.RC1-01.txt": {"version": "2.1.RC1.B152"},
     "version-mindie-2.1.RC2.B080-01.txt": {"version": "2.1.RC2.B080"},
-    "version-atb-models-2.0.T3.B010-01.txt": {"version": "2.0.T3.B010", "mindie_atb_version": None, "branch": "master",
-                                              "time": "2025-02-05 03:45:45 PM CST"},
-    "version-atb-models-empty-02.txt": {"version": None, "mindie_atb_version": None, "commit_id": "8a0bb889056f2c40e256bae4aef32cdcfbf81334"},
-    "version-ascend-docker-runtime-install.info-5.0.RC3-01.txt": {"version": "v5.0.RC3", "arch": "aarch64", "path": "/usr/local/Ascend/Ascend-Docker-Runtime",
-                                                                  "build": "Ascend-docker-runtime_5.0.RC3-aarch64"},
-    "etc-ascend_install.info-01.txt": {"username": "HwHiAiUser", "usergroup": "HwHiAiUser", "driver_install_path": "/usr/local/Ascend",
-                                       "firmware_install_path": "/usr/local/Ascend"},
-    "docker-daemon.json-ascend-01.txt": {"ascend_runtime_registered": True, "default_runtime": "ascend", "ascend_is_default": True,
-                                         "ascend_runtime_path": "/usr/local/Ascend/Ascend-Docker-Runtime/ascend-docker-runtime"},
+    "version-atb-models-2.0.T3.B010-01.txt": {
+        "version": "2.0.T3.B010",
+        "mindie_atb_version": None,
+        "branch": "master",
+        "time": "2025-02-05 03:45:45 PM CST",
+    },
+    "version-atb-models-empty-02.txt": {
+        "version": None,
+        "mindie_atb_version": None,
+        "commit_id": "8a0bb889056f2c40e256bae4aef32cdcfbf81334",
+    },
+    "version-ascend-docker-runtime-install.info-5.0.RC3-01.txt": {
+        "version": "v5.0.RC3",
+        "arch": "aarch64",
+        "path": "/usr/local/Ascend/Ascend-Docker-Runtime",
+        "build": "Ascend-docker-runtime_5.0.RC3-aarch64",
+    },
+    "etc-ascend_install.info-01.txt": {
+        "username": "HwHiAiUser",
+        "usergroup": "HwHiAiUser",
+        "driver_install_path": "/usr/local/Ascend",
+        "firmware_install_path": "/usr/local/Ascend",
+    },
+    "docker-daemon.json-ascend-01.txt": {
+        "ascend_runtime_registered": True,
+        "default_runtime": "ascend",
+        "ascend_is_default": True,
+        "ascend_runtime_path": "/usr/local/Ascend/Ascend-Docker-Runtime/ascend-docker-runtime",
+    },
     "docker-daemon.json-ascend-02.txt": {"ascend_runtime_registered": True, "runtimes": ["ascend"], "default_runtime": "ascend"},
-    "docker-version-ascend-runtime-1.1.12-01.txt": {"client": "24.0.7", "server": "24.0.7",
-                                                    "components": {"Engine": "24.0.7", "containerd": "v1.6.28", "ascend": "1.1.12", "docker-init": "0.19.0"}},
+    "docker-version-ascend-runtime-1.1.12-01.txt": {
+        "client": "24.0.7",
+        "server": "24.0.7",
+        "components": {"Engine": "24.0.7", "containerd": "v1.6.28", "ascend": "1.1.12", "docker-init": "0.19.0"},
+    },
 }
 
 
@@ -129,8 +197,12 @@ def test_component_version_requirements_are_unquoted():
 
 def test_mindie_mixed_separators():
     assert parse("version-mindie-2.1.RC1-01.txt")["components"] == {
-        "mindie-rt": "2.1.RC1.B152", "mindie-torch": "2.1.RC1.B152", "mindie-service": "2.1.RC1.B152",
-        "mindie-llm": "2.1.RC1.B152", "mindie-sd": "2.1.RC1.B152"}
+        "mindie-rt": "2.1.RC1.B152",
+        "mindie-torch": "2.1.RC1.B152",
+        "mindie-service": "2.1.RC1.B152",
+        "mindie-llm": "2.1.RC1.B152",
+        "mindie-sd": "2.1.RC1.B152",
+    }
 
 
 def test_docker_runtime_install_types():
@@ -145,18 +217,32 @@ def test_driver_keeps_every_value():
 # ------------------------------------------------------------------ bad input
 
 
-@pytest.mark.parametrize("parser", [av.parse_driver_version_info, av.parse_firmware_version_info, av.parse_install_info,
-                                    av.parse_version_cfg, av.parse_component_version_info, av.parse_ascend_install_info,
-                                    av.parse_docker_runtime_install_info, av.parse_nnal_version_info,
-                                    av.parse_mindie_version_info, av.parse_atb_models_version_info, av.parse_docker_daemon_json])
+@pytest.mark.parametrize(
+    "parser",
+    [
+        av.parse_driver_version_info,
+        av.parse_firmware_version_info,
+        av.parse_install_info,
+        av.parse_version_cfg,
+        av.parse_component_version_info,
+        av.parse_ascend_install_info,
+        av.parse_docker_runtime_install_info,
+        av.parse_nnal_version_info,
+        av.parse_mindie_version_info,
+        av.parse_atb_models_version_info,
+        av.parse_docker_daemon_json,
+    ],
+)
 @pytest.mark.parametrize("text", ["", "  \n"])
 def test_empty_files(parser, text):
     with pytest.raises(VersionFileParseError, match="empty"):
         parser(text)
 
 
-@pytest.mark.parametrize("parser", [av.parse_driver_version_info, av.parse_install_info, av.parse_version_cfg,
-                                    av.parse_nnal_version_info, av.parse_ascend_install_info])
+@pytest.mark.parametrize(
+    "parser",
+    [av.parse_driver_version_info, av.parse_install_info, av.parse_version_cfg, av.parse_nnal_version_info, av.parse_ascend_install_info],
+)
 def test_garbage_names_the_line(parser):
     with pytest.raises(VersionFileParseError) as error:
         parser("\n\x00\x7fELF garbage\n")
@@ -196,12 +282,59 @@ def test_daemon_json_that_is_not_an_object():
 # ------------------------------------------------------------------ ordering
 
 # Each list is in ascending order; rules in the _ascend_versions docstring.
-CANN_ORDER = ["7.0.T10", "7.0.RC1", "7.0.0", "8.0.T63", "8.0.RC1.alpha001", "8.0.RC1", "8.0.RC2", "8.0.RC3.alpha003",
-              "8.0.RC3", "8.0.0", "8.1.RC1.alpha001", "8.1.RC1.beta1", "8.1.RC1", "8.1.RC1.B110", "8.1.RC2", "8.2.RC1",
-              "8.2.RC1.B150", "8.2.RC2", "8.3.RC1", "8.5.0", "8.5.1", "9.1.0-beta.1", "9.1.0", "10.0.0"]
-DRIVER_ORDER = ["22.0.2", "22.0.4", "23.0.rc2", "23.0.rc2.b090", "23.0.rc3", "23.0.0", "23.0.2", "23.0.2.1", "23.0.7",
-                "24.0", "24.0.rc1", "24.1.rc2", "24.1.rc2.2", "24.1.rc3", "24.1.rc3.5", "24.1.0", "24.1.0.1", "25.0.rc1",
-                "25.0.rc1.b033", "25.0.rc1.1", "25.2.0", "25.5.1", "25.5.2", "25.7.rc1.6", "26.0.rc1"]
+CANN_ORDER = [
+    "7.0.T10",
+    "7.0.RC1",
+    "7.0.0",
+    "8.0.T63",
+    "8.0.RC1.alpha001",
+    "8.0.RC1",
+    "8.0.RC2",
+    "8.0.RC3.alpha003",
+    "8.0.RC3",
+    "8.0.0",
+    "8.1.RC1.alpha001",
+    "8.1.RC1.beta1",
+    "8.1.RC1",
+    "8.1.RC1.B110",
+    "8.1.RC2",
+    "8.2.RC1",
+    "8.2.RC1.B150",
+    "8.2.RC2",
+    "8.3.RC1",
+    "8.5.0",
+    "8.5.1",
+    "9.1.0-beta.1",
+    "9.1.0",
+    "10.0.0",
+]
+DRIVER_ORDER = [
+    "22.0.2",
+    "22.0.4",
+    "23.0.rc2",
+    "23.0.rc2.b090",
+    "23.0.rc3",
+    "23.0.0",
+    "23.0.2",
+    "23.0.2.1",
+    "23.0.7",
+    "24.0",
+    "24.0.rc1",
+    "24.1.rc2",
+    "24.1.rc2.2",
+    "24.1.rc3",
+    "24.1.rc3.5",
+    "24.1.0",
+    "24.1.0.1",
+    "25.0.rc1",
+    "25.0.rc1.b033",
+    "25.0.rc1.1",
+    "25.2.0",
+    "25.5.1",
+    "25.5.2",
+    "25.7.rc1.6",
+    "26.0.rc1",
+]
 FIRMWARE_ORDER = ["6.4.99", "7.0.0", "7.1.0.11.220", "7.1.99", "7.5.0.1.129", "7.7.0.1.231", "7.7.99", "7.8.0.6.201"]
 MINDIE_ORDER = ["2.0.T3.B010", "2.0.RC1", "2.1.RC1", "2.1.RC1.B152", "2.1.RC2", "2.1.RC2.B080"]
 
@@ -216,7 +349,9 @@ def test_version_order(ordered):
         assert av.compare_versions(higher, lower) == 1
 
 
-@pytest.mark.parametrize("left, right", [("8.1.RC1", "8.1.rc1"), ("v5.0.RC3", "5.0.RC3"), ("23.0.2.0", "23.0.2"), ("8.2.RC1.B0", "8.2.RC1")])
+@pytest.mark.parametrize(
+    "left, right", [("8.1.RC1", "8.1.rc1"), ("v5.0.RC3", "5.0.RC3"), ("23.0.2.0", "23.0.2"), ("8.2.RC1.B0", "8.2.RC1")]
+)
 def test_equal_versions(left, right):
     assert av.compare_versions(left, right) == 0
 
@@ -236,16 +371,19 @@ def test_not_versions(text):
         av.version_key(text)
 
 
-@pytest.mark.parametrize("version, low, high, inside", [
-    ("25.0.rc1.1", "25.0", "25.0.", True),
-    ("25.0.0", "25.0", "25.0.", True),
-    ("25.1.0", "25.0", "25.0.", False),
-    ("24.1.rc2.2", "23.0.rc3", "23.0.rc3.", False),
-    ("23.0.rc3", "23.0.rc3", "23.0.rc3.", True),
-    ("7.7.0.1.231", "7.0.0", "7.7.99", True),
-    ("7.8.0.6.201", "7.0.0", "7.7.99", False),
-    ("6.4.50", "7.0.0", "7.7.99", False),
-])
+@pytest.mark.parametrize(
+    "version, low, high, inside",
+    [
+        ("25.0.rc1.1", "25.0", "25.0.", True),
+        ("25.0.0", "25.0", "25.0.", True),
+        ("25.1.0", "25.0", "25.0.", False),
+        ("24.1.rc2.2", "23.0.rc3", "23.0.rc3.", False),
+        ("23.0.rc3", "23.0.rc3", "23.0.rc3.", True),
+        ("7.7.0.1.231", "7.0.0", "7.7.99", True),
+        ("7.8.0.6.201", "7.0.0", "7.7.99", False),
+        ("6.4.50", "7.0.0", "7.7.99", False),
+    ],
+)
 def test_version_in_range(version, low, high, inside):
     assert av.version_in_range(version, low, high) is inside
 

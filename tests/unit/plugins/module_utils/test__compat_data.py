@@ -25,8 +25,23 @@ from ansible_collections.npu.fleet.plugins.module_utils._compat_data import (
 
 
 def test_vllm_versions_order_rc_final_post_and_numbers():
-    ordered = ["v0.7.3rc1", "v0.7.3rc2", "v0.7.3", "v0.7.3.post1", "v0.8.4rc2", "v0.9.1rc3", "v0.9.1", "v0.9.2rc1",
-               "v0.10.0rc1", "v0.11.0rc0", "v0.11.0rc1", "v0.11.0", "v0.13.0rc3", "v0.13.0", "v0.14.0rc1"]
+    ordered = [
+        "v0.7.3rc1",
+        "v0.7.3rc2",
+        "v0.7.3",
+        "v0.7.3.post1",
+        "v0.8.4rc2",
+        "v0.9.1rc3",
+        "v0.9.1",
+        "v0.9.2rc1",
+        "v0.10.0rc1",
+        "v0.11.0rc0",
+        "v0.11.0rc1",
+        "v0.11.0",
+        "v0.13.0rc3",
+        "v0.13.0",
+        "v0.14.0rc1",
+    ]
     assert sorted(reversed(ordered), key=vllm_version_key) == ordered
 
 
@@ -53,8 +68,13 @@ def test_shipped_data_is_schema_1_and_valid():
 
 def test_every_row_names_a_source():
     data = read_data_file()
-    rows = list(data["releases"].values()) + list(data["architectures"].values()) + list(data["hardware"].values()) \
-        + list(data["cann"].values()) + [data["transformers"]]
+    rows = (
+        list(data["releases"].values())
+        + list(data["architectures"].values())
+        + list(data["hardware"].values())
+        + list(data["cann"].values())
+        + [data["transformers"]]
+    )
     assert rows and all(isinstance(row.get("source"), str) and len(row["source"]) > 10 for row in rows)
     for row in data["architectures"].values():
         if row.get("field_min_version"):
@@ -65,7 +85,12 @@ def test_release_rows_match_the_versioning_policy_and_dockerfiles():
     releases = read_data_file()["releases"]
     # versioning_policy.md @ 182b75ea: | v0.14.0rc1 | v0.14.1 | >= 3.10, < 3.12 | 8.5.0 | 2.9.0 / 2.9.0 |
     assert {k: releases["v0.14.0rc1"][k] for k in ("vllm", "cann", "torch", "torch_npu", "date")} == {
-        "vllm": "v0.14.1", "cann": "8.5.0", "torch": "2.9.0", "torch_npu": "2.9.0", "date": "2026-01-26"}
+        "vllm": "v0.14.1",
+        "cann": "8.5.0",
+        "torch": "2.9.0",
+        "torch_npu": "2.9.0",
+        "date": "2026-01-26",
+    }
     # | v0.11.0rc0 | v0.11.0rc3 | ... | 8.2.RC1 | 2.7.1 / 2.7.1.dev20250724 |
     assert releases["v0.11.0rc0"]["cann"] == "8.2.RC1" and releases["v0.11.0rc0"]["torch_npu"] == "2.7.1.dev20250724"
     # Dockerfile @ v0.14.0rc1: FROM quay.io/ascend/cann:8.5.0-910b-ubuntu22.04-py3.11
@@ -82,8 +107,18 @@ def test_release_rows_match_the_versioning_policy_and_dockerfiles():
 
 def test_310p_gap_between_v0_11_0rc0_and_v0_14_0rc1_is_recorded():
     releases = read_data_file()["releases"]
-    gap = ["v0.11.0rc0", "v0.11.0rc1", "v0.11.0rc2", "v0.11.0rc3", "v0.11.0", "v0.12.0rc1", "v0.13.0rc1", "v0.13.0rc2",
-           "v0.13.0rc3", "v0.13.0"]
+    gap = [
+        "v0.11.0rc0",
+        "v0.11.0rc1",
+        "v0.11.0rc2",
+        "v0.11.0rc3",
+        "v0.11.0",
+        "v0.12.0rc1",
+        "v0.13.0rc1",
+        "v0.13.0rc2",
+        "v0.13.0rc3",
+        "v0.13.0",
+    ]
     assert all("#3316" in releases[v]["images"]["310p"]["unsupported"] for v in gap)
     assert "unsupported" not in releases["v0.14.0rc1"]["images"]["310p"]
     assert "unsupported" not in releases["v0.10.2rc1"]["images"]["310p"]
@@ -111,21 +146,34 @@ def test_cann_driver_minimums_follow_the_cann_release_notes():
 
 
 def test_merge_is_deep_for_mappings_and_replaces_other_values():
-    base = {"registry": "quay.io/ascend/vllm-ascend", "releases": {"v1.0.0": {"cann": "8.5.0", "images": {"a2": {"os": ["ubuntu"]}}}},
-            "platforms": ["aarch64", "x86_64"], "custom_images": [{"image": "a"}]}
+    base = {
+        "registry": "quay.io/ascend/vllm-ascend",
+        "releases": {"v1.0.0": {"cann": "8.5.0", "images": {"a2": {"os": ["ubuntu"]}}}},
+        "platforms": ["aarch64", "x86_64"],
+        "custom_images": [{"image": "a"}],
+    }
     before = copy.deepcopy(base)
-    merged = merge_overrides(base, {"releases": {"v1.0.0": {"images": {"a2": {"os": ["openeuler"]}}}}, "platforms": ["aarch64"],
-                                    "custom_images": [{"image": "b"}]})
-    assert merged == {"registry": "quay.io/ascend/vllm-ascend",
-                      "releases": {"v1.0.0": {"cann": "8.5.0", "images": {"a2": {"os": ["openeuler"]}}}},
-                      "platforms": ["aarch64"], "custom_images": [{"image": "a"}, {"image": "b"}]}
+    merged = merge_overrides(
+        base,
+        {"releases": {"v1.0.0": {"images": {"a2": {"os": ["openeuler"]}}}}, "platforms": ["aarch64"], "custom_images": [{"image": "b"}]},
+    )
+    assert merged == {
+        "registry": "quay.io/ascend/vllm-ascend",
+        "releases": {"v1.0.0": {"cann": "8.5.0", "images": {"a2": {"os": ["openeuler"]}}}},
+        "platforms": ["aarch64"],
+        "custom_images": [{"image": "a"}, {"image": "b"}],
+    }
     assert base == before
 
 
 def test_load_matrix_applies_overrides():
-    matrix = load_matrix({"registry": "registry.example.com:5000/ascend/vllm-ascend",
-                          "releases": {"v0.24.0rc1": {"disabled": True}},
-                          "cann": {"9.0.1": {"min_driver": "25.5"}}})
+    matrix = load_matrix(
+        {
+            "registry": "registry.example.com:5000/ascend/vllm-ascend",
+            "releases": {"v0.24.0rc1": {"disabled": True}},
+            "cann": {"9.0.1": {"min_driver": "25.5"}},
+        }
+    )
     assert matrix["registry"] == "registry.example.com:5000/ascend/vllm-ascend"
     assert matrix["releases"]["v0.24.0rc1"]["disabled"] is True
     assert matrix["releases"]["v0.24.0rc1"]["cann"] == "9.0.1"
@@ -136,31 +184,50 @@ def test_load_matrix_applies_overrides():
 # --------------------------------------------------------------------------- malformed overrides
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"relases": {}}, "npu_fleet_compat_overrides: relases: unknown key 'relases' for the compatibility matrix"),
-    ({"releases": {"v0.99.0": {"cann": "9.2.0", "images": {}}}},
-     "npu_fleet_compat_overrides: releases[\"v0.99.0\"]: missing required key 'source' for a vllm-ascend release"),
-    ({"releases": {"v0.23.0": {"cann": 9}}},
-     "npu_fleet_compat_overrides: releases[\"v0.23.0\"].cann: expected an Ascend version string"),
-    ({"releases": {"latest": {}}}, "npu_fleet_compat_overrides: releases.latest: not a vllm-ascend version: 'latest'"),
-    ({"releases": {"v0.23.0": {"images": {"a4": {"cann": "9.1.0", "os": ["ubuntu"]}}}}},
-     "npu_fleet_compat_overrides: releases[\"v0.23.0\"].images.a4: unknown chip family 'a4'"),
-    ({"releases": {"v0.23.0": {"images": {"a2": {"os": ["debian"]}}}}},
-     "npu_fleet_compat_overrides: releases[\"v0.23.0\"].images.a2.os: unknown OS 'debian'"),
-    ({"custom_images": [{"image": "registry.example.com/x:1", "version": "v0.14.0rc1", "family": "a2", "cann": "8.5.0"}]},
-     "npu_fleet_compat_overrides: custom_images[0]: missing required key 'source' for a custom image"),
-    ({"custom_images": {"image": "x"}}, "npu_fleet_compat_overrides: custom_images: expected a list of image entries"),
-    ({"architectures": {"FooForCausalLM": {"source": "test"}}},
-     "npu_fleet_compat_overrides: architectures.FooForCausalLM: give min_version"),
-    ({"architectures": {"FooForCausalLM": {"min_version": "0.x", "source": "test"}}},
-     "npu_fleet_compat_overrides: architectures.FooForCausalLM.min_version: not a vllm-ascend version: '0.x'"),
-    ({"hardware": {"a2": {"chips": ["910B("]}}}, "npu_fleet_compat_overrides: hardware.a2.chips: '910B(' is not a valid regular expression"),
-    ({"transformers": {"image": "team/server:{cann}-{gpu}"}},
-     "npu_fleet_compat_overrides: transformers.image: 'team/server:{cann}-{gpu}' uses unknown placeholder(s) {gpu}"),
-    ({"cann": {"9.0.1": {"min_driver": "newest"}}}, "npu_fleet_compat_overrides: cann[\"9.0.1\"].min_driver: not an Ascend version"),
-    ({"schema_version": 2}, "npu_fleet_compat_overrides.schema_version: 2 does not match the data's schema_version 1"),
-    (["registry"], "npu_fleet_compat_overrides must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"relases": {}}, "npu_fleet_compat_overrides: relases: unknown key 'relases' for the compatibility matrix"),
+        (
+            {"releases": {"v0.99.0": {"cann": "9.2.0", "images": {}}}},
+            "npu_fleet_compat_overrides: releases[\"v0.99.0\"]: missing required key 'source' for a vllm-ascend release",
+        ),
+        ({"releases": {"v0.23.0": {"cann": 9}}}, 'npu_fleet_compat_overrides: releases["v0.23.0"].cann: expected an Ascend version string'),
+        ({"releases": {"latest": {}}}, "npu_fleet_compat_overrides: releases.latest: not a vllm-ascend version: 'latest'"),
+        (
+            {"releases": {"v0.23.0": {"images": {"a4": {"cann": "9.1.0", "os": ["ubuntu"]}}}}},
+            "npu_fleet_compat_overrides: releases[\"v0.23.0\"].images.a4: unknown chip family 'a4'",
+        ),
+        (
+            {"releases": {"v0.23.0": {"images": {"a2": {"os": ["debian"]}}}}},
+            "npu_fleet_compat_overrides: releases[\"v0.23.0\"].images.a2.os: unknown OS 'debian'",
+        ),
+        (
+            {"custom_images": [{"image": "registry.example.com/x:1", "version": "v0.14.0rc1", "family": "a2", "cann": "8.5.0"}]},
+            "npu_fleet_compat_overrides: custom_images[0]: missing required key 'source' for a custom image",
+        ),
+        ({"custom_images": {"image": "x"}}, "npu_fleet_compat_overrides: custom_images: expected a list of image entries"),
+        (
+            {"architectures": {"FooForCausalLM": {"source": "test"}}},
+            "npu_fleet_compat_overrides: architectures.FooForCausalLM: give min_version",
+        ),
+        (
+            {"architectures": {"FooForCausalLM": {"min_version": "0.x", "source": "test"}}},
+            "npu_fleet_compat_overrides: architectures.FooForCausalLM.min_version: not a vllm-ascend version: '0.x'",
+        ),
+        (
+            {"hardware": {"a2": {"chips": ["910B("]}}},
+            "npu_fleet_compat_overrides: hardware.a2.chips: '910B(' is not a valid regular expression",
+        ),
+        (
+            {"transformers": {"image": "team/server:{cann}-{gpu}"}},
+            "npu_fleet_compat_overrides: transformers.image: 'team/server:{cann}-{gpu}' uses unknown placeholder(s) {gpu}",
+        ),
+        ({"cann": {"9.0.1": {"min_driver": "newest"}}}, 'npu_fleet_compat_overrides: cann["9.0.1"].min_driver: not an Ascend version'),
+        ({"schema_version": 2}, "npu_fleet_compat_overrides.schema_version: 2 does not match the data's schema_version 1"),
+        (["registry"], "npu_fleet_compat_overrides must be a mapping"),
+    ],
+)
 def test_malformed_overrides_name_the_bad_key(overrides, message):
     with pytest.raises(CompatDataError) as caught:
         load_matrix(overrides)
@@ -170,6 +237,9 @@ def test_malformed_overrides_name_the_bad_key(overrides, message):
 def test_an_error_in_the_shipped_rows_is_not_blamed_on_the_overrides():
     data = read_data_file()
     data["releases"]["v0.23.0"]["cann"] = "nine"
-    with pytest.raises(CompatDataError, match=r"^the compatibility data \(plugins/module_utils/_compat_matrix.json\): "
-                                              r"releases\[\"v0.23.0\"\].cann: not an Ascend version"):
+    with pytest.raises(
+        CompatDataError,
+        match=r"^the compatibility data \(plugins/module_utils/_compat_matrix.json\): "
+        r"releases\[\"v0.23.0\"\].cann: not an Ascend version",
+    ):
         validate_matrix(data, {"registry": "registry.example.com/vllm-ascend"})

@@ -13,43 +13,108 @@ import pytest
 from ansible_collections.npu.fleet.plugins.module_utils._compat_data import load_matrix
 from ansible_collections.npu.fleet.plugins.module_utils._image_select import ImageSelectError, host_family, select_backend
 from ansible_collections.npu.fleet.plugins.module_utils._model_profile import profile_model
+from builders import fixture_profile
 from model_checkpoints import copy_fixture, write_index, write_json
 
 QUAY = "quay.io/ascend/vllm-ascend"
 
 # A2 host with a current stack: every release's CANN is at most 9.1.0, the driver is new enough for all of them.
-A2_CURRENT = {"chips": [{"name": "910B3"}] * 8, "npu_smi_layout": "a2", "driver_version": "25.5.0", "firmware_version": "7.8.0.2.212",
-              "cann_version": "9.1.0", "nnal_version": "9.1.0", "arch": "aarch64"}
+A2_CURRENT = {
+    "chips": [{"name": "910B3"}] * 8,
+    "npu_smi_layout": "a2",
+    "driver_version": "25.5.0",
+    "firmware_version": "7.8.0.2.212",
+    "cann_version": "9.1.0",
+    "nnal_version": "9.1.0",
+    "arch": "aarch64",
+}
 # tests/emulator/profiles/broken-910b4.yml: CANN 8.5.0 but NNAL 8.1.RC1 (the field report's mismatch), driver 25.0.rc1.1.
-A2_OLD_NNAL = {"chips": [{"name": "910B4"}] * 8, "driver_version": "25.0.rc1.1", "cann_version": "8.5.0", "nnal_version": "8.1.RC1",
-               "arch": "aarch64"}
+A2_OLD_NNAL = {
+    "chips": [{"name": "910B4"}] * 8,
+    "driver_version": "25.0.rc1.1",
+    "cann_version": "8.5.0",
+    "nnal_version": "8.1.RC1",
+    "arch": "aarch64",
+}
 # tests/emulator/profiles/duo-310p3-2card.yml: 2x Atlas 300I Duo, driver 24.1.0.1, CANN/NNAL 8.5.1, x86_64.
-DUO_310P_OLD_DRIVER = {"chips": [{"name": "310P3"}] * 4, "npu_smi_layout": "310", "driver_version": "24.1.0.1", "cann_version": "8.5.1",
-                       "nnal_version": "8.5.1", "arch": "x86_64"}
+DUO_310P_OLD_DRIVER = {
+    "chips": [{"name": "310P3"}] * 4,
+    "npu_smi_layout": "310",
+    "driver_version": "24.1.0.1",
+    "cann_version": "8.5.1",
+    "nnal_version": "8.5.1",
+    "arch": "x86_64",
+}
 DUO_310P_CURRENT = dict(DUO_310P_OLD_DRIVER, driver_version="25.5.0", cann_version="9.1.0", nnal_version="9.1.0")
 
 # a2 Ubuntu releases older than v0.14.0rc1 (docs/compatibility.md, releases table).
-A2_BEFORE_V0_14 = ["v0.13.0", "v0.13.0rc3", "v0.13.0rc2", "v0.13.0rc1", "v0.12.0rc1", "v0.11.0", "v0.11.0rc3", "v0.11.0rc2",
-                   "v0.11.0rc1", "v0.11.0rc0", "v0.10.2rc1", "v0.10.1rc1", "v0.10.0rc1", "v0.9.2rc1", "v0.9.1", "v0.9.1rc3",
-                   "v0.9.1rc2", "v0.9.1rc1", "v0.9.0rc2", "v0.9.0rc1", "v0.8.5rc1", "v0.8.4rc2", "v0.7.3.post1", "v0.7.3"]
+A2_BEFORE_V0_14 = [
+    "v0.13.0",
+    "v0.13.0rc3",
+    "v0.13.0rc2",
+    "v0.13.0rc1",
+    "v0.12.0rc1",
+    "v0.11.0",
+    "v0.11.0rc3",
+    "v0.11.0rc2",
+    "v0.11.0rc1",
+    "v0.11.0rc0",
+    "v0.10.2rc1",
+    "v0.10.1rc1",
+    "v0.10.0rc1",
+    "v0.9.2rc1",
+    "v0.9.1",
+    "v0.9.1rc3",
+    "v0.9.1rc2",
+    "v0.9.1rc1",
+    "v0.9.0rc2",
+    "v0.9.0rc1",
+    "v0.8.5rc1",
+    "v0.8.4rc2",
+    "v0.7.3.post1",
+    "v0.7.3",
+]
 # a2 Ubuntu releases from v0.14.0rc1 on, newest first.
-A2_FROM_V0_14 = ["v0.24.0rc1", "v0.23.0", "v0.23.0rc1", "v0.22.1rc1", "v0.21.0rc1", "v0.20.2rc1", "v0.19.1rc1", "v0.18.0", "v0.18.0rc1",
-                 "v0.17.0rc1", "v0.16.0rc1", "v0.15.0rc1", "v0.14.0rc1"]
-
-
-def _profile(tmp_path, name):
-    return profile_model(copy_fixture(name, str(tmp_path / name)))
+A2_FROM_V0_14 = [
+    "v0.24.0rc1",
+    "v0.23.0",
+    "v0.23.0rc1",
+    "v0.22.1rc1",
+    "v0.21.0rc1",
+    "v0.20.2rc1",
+    "v0.19.1rc1",
+    "v0.18.0",
+    "v0.18.0rc1",
+    "v0.17.0rc1",
+    "v0.16.0rc1",
+    "v0.15.0rc1",
+    "v0.14.0rc1",
+]
 
 
 def _glm_ocr_profile(tmp_path):
     """A GLM-OCR-like checkpoint: 16 decoder layers in a multimodal wrapper, MTP weights at layers.16, nextn 0."""
     path = str(tmp_path / "glm-ocr")
     os.makedirs(path)
-    write_json(os.path.join(path, "config.json"), {
-        "architectures": ["GlmOcrForConditionalGeneration"], "model_type": "glm_ocr",
-        "text_config": {"model_type": "glm_ocr_text", "num_hidden_layers": 16, "num_attention_heads": 16, "num_key_value_heads": 8,
-                        "hidden_size": 1536, "head_dim": 128, "vocab_size": 59392, "max_position_embeddings": 131072,
-                        "num_nextn_predict_layers": 0, "torch_dtype": "bfloat16"}})
+    write_json(
+        os.path.join(path, "config.json"),
+        {
+            "architectures": ["GlmOcrForConditionalGeneration"],
+            "model_type": "glm_ocr",
+            "text_config": {
+                "model_type": "glm_ocr_text",
+                "num_hidden_layers": 16,
+                "num_attention_heads": 16,
+                "num_key_value_heads": 8,
+                "hidden_size": 1536,
+                "head_dim": 128,
+                "vocab_size": 59392,
+                "max_position_embeddings": 131072,
+                "num_nextn_predict_layers": 0,
+                "torch_dtype": "bfloat16",
+            },
+        },
+    )
     names = ["model.language_model.layers.%d.mlp.down_proj.weight" % i for i in range(17)]
     write_index(path, dict((name, "model.safetensors") for name in names + ["model.language_model.layers.16.eh_proj.weight"]))
     return profile_model(path)
@@ -63,7 +128,7 @@ def _versions(selection):
 
 
 def test_qwen3_on_a_current_a2_host_gets_the_newest_image(tmp_path):
-    selection = select_backend(_profile(tmp_path, "Qwen__Qwen3-8B"), A2_CURRENT)
+    selection = select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), A2_CURRENT)
     assert selection["backend"] == "vllm"
     assert selection["image"] == QUAY + ":v0.24.0rc1"
     assert selection["vllm_ascend_version"] == "v0.24.0rc1"
@@ -72,13 +137,15 @@ def test_qwen3_on_a_current_a2_host_gets_the_newest_image(tmp_path):
 
 
 def test_qwen3_never_gets_an_image_older_than_the_field_minimum(tmp_path):
-    selection = select_backend(_profile(tmp_path, "jaman21__Qwen3-4B-Instruct"), A2_CURRENT)
+    selection = select_backend(fixture_profile("jaman21__Qwen3-4B-Instruct", tmp_path), A2_CURRENT)
     assert _versions(selection) == A2_BEFORE_V0_14
     assert all(item["codes"] == ["ARCH_TOO_OLD"] for item in selection["rejected"])
     v0_11_0rc0 = selection["rejected"][A2_BEFORE_V0_14.index("v0.11.0rc0")]
     assert v0_11_0rc0["image"] == QUAY + ":v0.11.0rc0"
-    assert v0_11_0rc0["reason"].startswith("v0.11.0rc0 is older than v0.14.0rc1: Qwen3ForCausalLM needs vllm-ascend v0.14.0rc1 or "
-                                           "newer - the field-reported minimum (field report")
+    assert v0_11_0rc0["reason"].startswith(
+        "v0.11.0rc0 is older than v0.14.0rc1: Qwen3ForCausalLM needs vllm-ascend v0.14.0rc1 or "
+        "newer - the field-reported minimum (field report"
+    )
     assert "stricter than the documented v0.8.4rc2" in v0_11_0rc0["reason"]
     assert any("field-reported minimum" in reason for reason in selection["reasons"])
 
@@ -86,7 +153,7 @@ def test_qwen3_never_gets_an_image_older_than_the_field_minimum(tmp_path):
 def test_documented_minimum_can_be_chosen_instead(tmp_path):
     # NNAL 8.2.RC1 rules out every image built on a newer CANN; only the documented minimum leaves v0.11.0rc0 (CANN 8.2.RC1).
     host = dict(A2_CURRENT, nnal_version="8.2.RC1")
-    profile = _profile(tmp_path, "Qwen__Qwen3-8B")
+    profile = fixture_profile("Qwen__Qwen3-8B", tmp_path)
     documented = select_backend(profile, host, {"architecture_minimum": "documented"})
     assert documented["image"] == QUAY + ":v0.11.0rc0"
     strict = select_backend(profile, host)
@@ -95,7 +162,7 @@ def test_documented_minimum_can_be_chosen_instead(tmp_path):
 
 def test_vllm_min_version_is_never_undercut(tmp_path):
     host = dict(A2_CURRENT, nnal_version="8.5.0")  # 8.5.0 images only: v0.14.0rc1, v0.15.0rc1
-    selection = select_backend(_profile(tmp_path, "Qwen__Qwen3-8B"), host, {"vllm_min_version": "v0.15.0rc1"})
+    selection = select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), host, {"vllm_min_version": "v0.15.0rc1"})
     assert selection["image"] == QUAY + ":v0.15.0rc1"
     below = [item for item in selection["rejected"] if "BELOW_MIN_VERSION" in item["codes"]]
     assert [item["version"] for item in below] == ["v0.14.0rc1"] + A2_BEFORE_V0_14
@@ -111,10 +178,14 @@ def test_glm_ocr_like_model_falls_back_to_transformers_with_both_reasons(tmp_pat
     selection = select_backend(profile, A2_CURRENT)
     assert selection["backend"] == "transformers"
     assert selection["vllm_ascend_version"] is None
-    assert selection["reasons"][1].startswith("vLLM cannot serve it: architecture GlmOcrForConditionalGeneration is not supported "
-                                              "by vllm-ascend: no vllm-ascend release lists GLM-OCR")
-    assert selection["reasons"][2].startswith("vLLM cannot serve it: the weights carry layer(s) 16 beyond num_hidden_layers=16 "
-                                              "(model.language_model.layers.16, MTP weights; num_nextn_predict_layers=0/unset")
+    assert selection["reasons"][1].startswith(
+        "vLLM cannot serve it: architecture GlmOcrForConditionalGeneration is not supported "
+        "by vllm-ascend: no vllm-ascend release lists GLM-OCR"
+    )
+    assert selection["reasons"][2].startswith(
+        "vLLM cannot serve it: the weights carry layer(s) 16 beyond num_hidden_layers=16 "
+        "(model.language_model.layers.16, MTP weights; num_nextn_predict_layers=0/unset"
+    )
     assert "There is no module or parameter named 'model.language_model.layers.16'" in selection["reasons"][2]
     assert all(item["codes"][:2] == ["ARCH_UNSUPPORTED", "EXTRA_LAYERS"] for item in selection["rejected"])
     assert selection["image"] == "npu-fleet/transformers-server:9.1.0-910b-ubuntu22.04-py3.12"
@@ -143,12 +214,13 @@ def test_mtp_layers_break_a_class_without_the_skip(tmp_path):
 
 
 def test_host_nnal_older_than_every_candidate_falls_back_with_the_nnal_reason(tmp_path):
-    selection = select_backend(_profile(tmp_path, "Qwen__Qwen3-8B"), A2_OLD_NNAL)
+    selection = select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), A2_OLD_NNAL)
     assert selection["backend"] == "transformers"
     assert selection["reasons"][1].startswith(
         "the host's driver/NNAL cannot run any image that supports the model: the newest such image, "
         "quay.io/ascend/vllm-ascend:v0.24.0rc1, is rejected because host NNAL 8.1.RC1 is older than CANN 9.0.1 in v0.24.0rc1: "
-        "ATB fails with `libatb.so: undefined symbol`")
+        "ATB fails with `libatb.so: undefined symbol`"
+    )
     assert selection["reasons"][1].endswith("(13 image(s) fail only on the host stack).")
     newer = [item for item in selection["rejected"] if item["version"] in A2_FROM_V0_14]
     assert [item["version"] for item in newer] == A2_FROM_V0_14
@@ -158,26 +230,33 @@ def test_host_nnal_older_than_every_candidate_falls_back_with_the_nnal_reason(tm
     assert selection["build"] == {
         "base_image": "quay.io/ascend/cann:8.5.0-910b-ubuntu22.04-py3.11",
         "image": "npu-fleet/transformers-server:8.5.0-910b-ubuntu22.04-py3.11",
-        "tag": "8.5.0-910b-ubuntu22.04-py3.11", "cann": "8.5.0", "chip": "910b", "os": "ubuntu22.04", "python": "3.11",
-        "torch": "2.9.0", "torch_npu": "2.9.0", "torch_source": "vllm-ascend v0.15.0rc1 (built on CANN 8.5.0)"}
+        "tag": "8.5.0-910b-ubuntu22.04-py3.11",
+        "cann": "8.5.0",
+        "chip": "910b",
+        "os": "ubuntu22.04",
+        "python": "3.11",
+        "torch": "2.9.0",
+        "torch_npu": "2.9.0",
+        "torch_source": "vllm-ascend v0.15.0rc1 (built on CANN 8.5.0)",
+    }
 
 
 def test_same_release_nnal_builds_pass(tmp_path):
     host = dict(A2_CURRENT, nnal_version="8.5.0.B110", driver_version="25.0.rc1.1")
-    selection = select_backend(_profile(tmp_path, "Qwen__Qwen3-8B"), host)
+    selection = select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), host)
     assert selection["image"] == QUAY + ":v0.15.0rc1"
 
 
 def test_host_without_nnal_is_not_held_back(tmp_path):
     host = dict(A2_CURRENT, nnal_version=None, driver_version="25.0.rc1.1")
-    selection = select_backend(_profile(tmp_path, "Qwen__Qwen3-8B"), host)
+    selection = select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), host)
     # v0.23.0 (CANN 9.1.0) needs HDK 25.2 or newer; v0.24.0rc1 (CANN 9.0.1) runs on 25.0.x.
     assert selection["image"] == QUAY + ":v0.24.0rc1"
 
 
 def test_v0_18_0_is_refused_on_x86(tmp_path):
     host = dict(A2_CURRENT, arch="x86_64")
-    selection = select_backend(_profile(tmp_path, "Qwen__Qwen3-8B"), host, {"vllm_min_version": "v0.18.0"})
+    selection = select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), host, {"vllm_min_version": "v0.18.0"})
     v0_18 = [item for item in selection["rejected"] if item["version"] == "v0.18.0"][0]
     assert v0_18["codes"] == ["PLATFORM"] and "#7993" in v0_18["reason"]
 
@@ -186,31 +265,38 @@ def test_v0_18_0_is_refused_on_x86(tmp_path):
 
 
 def test_pinned_too_old_image_is_refused_with_the_reason(tmp_path):
-    profile = _profile(tmp_path, "Qwen__Qwen3-8B")
+    profile = fixture_profile("Qwen__Qwen3-8B", tmp_path)
     with pytest.raises(ImageSelectError) as caught:
         select_backend(profile, A2_CURRENT, {"image": QUAY + ":v0.11.0rc0"})
-    assert str(caught.value).startswith("pinned image quay.io/ascend/vllm-ascend:v0.11.0rc0 is refused: v0.11.0rc0 is older than "
-                                        "v0.14.0rc1: Qwen3ForCausalLM needs vllm-ascend v0.14.0rc1 or newer")
+    assert str(caught.value).startswith(
+        "pinned image quay.io/ascend/vllm-ascend:v0.11.0rc0 is refused: v0.11.0rc0 is older than "
+        "v0.14.0rc1: Qwen3ForCausalLM needs vllm-ascend v0.14.0rc1 or newer"
+    )
     assert caught.value.rejected[0]["codes"] == ["ARCH_TOO_OLD"]
 
 
 def test_pinned_too_old_image_is_used_with_force(tmp_path):
-    selection = select_backend(_profile(tmp_path, "Qwen__Qwen3-8B"), A2_CURRENT, {"image": QUAY + ":v0.11.0rc0", "force": True})
+    selection = select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), A2_CURRENT, {"image": QUAY + ":v0.11.0rc0", "force": True})
     assert (selection["backend"], selection["image"], selection["vllm_ascend_version"]) == ("vllm", QUAY + ":v0.11.0rc0", "v0.11.0rc0")
     assert selection["pinned"] is True and selection["forced"] is True
-    assert selection["warnings"][0].startswith("pinned image quay.io/ascend/vllm-ascend:v0.11.0rc0 breaks the rules and is used "
-                                               "because force is true: v0.11.0rc0 is older than v0.14.0rc1")
+    assert selection["warnings"][0].startswith(
+        "pinned image quay.io/ascend/vllm-ascend:v0.11.0rc0 breaks the rules and is used "
+        "because force is true: v0.11.0rc0 is older than v0.14.0rc1"
+    )
     assert selection["rejected"][0]["codes"] == ["ARCH_TOO_OLD"]
 
 
 def test_pin_older_than_vllm_min_version_is_refused_even_with_force(tmp_path):
     with pytest.raises(ImageSelectError, match="contradicts vllm_min_version: v0.11.0rc0 is older than vllm_min_version v0.14.0rc1"):
-        select_backend(_profile(tmp_path, "Qwen__Qwen3-8B"), A2_CURRENT,
-                       {"image": QUAY + ":v0.11.0rc0", "force": True, "vllm_min_version": "v0.14.0rc1"})
+        select_backend(
+            fixture_profile("Qwen__Qwen3-8B", tmp_path),
+            A2_CURRENT,
+            {"image": QUAY + ":v0.11.0rc0", "force": True, "vllm_min_version": "v0.14.0rc1"},
+        )
 
 
 def test_pin_by_bare_tag_and_through_a_mirror(tmp_path):
-    profile = _profile(tmp_path, "Qwen__Qwen3-8B")
+    profile = fixture_profile("Qwen__Qwen3-8B", tmp_path)
     bare = select_backend(profile, A2_CURRENT, {"image": "v0.15.0rc1"})
     assert bare["image"] == QUAY + ":v0.15.0rc1" and bare["warnings"] == []
     mirror = "m.daocloud.io/quay.io/ascend/vllm-ascend:v0.15.0rc1-openeuler"
@@ -220,11 +306,11 @@ def test_pin_by_bare_tag_and_through_a_mirror(tmp_path):
 
 def test_pin_for_another_chip_family_is_refused(tmp_path):
     with pytest.raises(ImageSelectError, match="the image is built for a3 chips, the host has a2"):
-        select_backend(_profile(tmp_path, "Qwen__Qwen3-8B"), A2_CURRENT, {"image": QUAY + ":v0.15.0rc1-a3"})
+        select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), A2_CURRENT, {"image": QUAY + ":v0.15.0rc1-a3"})
 
 
 def test_unknown_pin_needs_force(tmp_path):
-    profile = _profile(tmp_path, "Qwen__Qwen3-8B")
+    profile = fixture_profile("Qwen__Qwen3-8B", tmp_path)
     with pytest.raises(ImageSelectError, match="pinned image registry.example.com/team/server:1 is not in the compatibility data"):
         select_backend(profile, A2_CURRENT, {"image": "registry.example.com/team/server:1"})
     forced = select_backend(profile, A2_CURRENT, {"image": "registry.example.com/team/server:1", "force": True})
@@ -236,7 +322,7 @@ def test_unknown_pin_needs_force(tmp_path):
 
 
 def test_310p_host_gets_a_310p_image(tmp_path):
-    selection = select_backend(_profile(tmp_path, "Qwen__Qwen3-8B"), DUO_310P_CURRENT)
+    selection = select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), DUO_310P_CURRENT)
     assert selection["chip_family"] == "310p"
     assert selection["image"] == QUAY + ":v0.24.0rc1-310p"
     assert selection["cann"] == "9.1.0-beta.1"
@@ -244,40 +330,44 @@ def test_310p_host_gets_a_310p_image(tmp_path):
 
 
 def test_310p_host_with_an_old_driver_gets_a_clear_no_image_reason(tmp_path):
-    selection = select_backend(_profile(tmp_path, "Qwen__Qwen3-8B"), DUO_310P_OLD_DRIVER)
+    selection = select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), DUO_310P_OLD_DRIVER)
     assert selection["backend"] == "transformers"
     assert selection["reasons"][0].startswith("chip family 310p (Atlas 300I Duo / 300I inference cards (310P)) from chip(s) 310P3")
     assert selection["reasons"][1].startswith(
         "the host's driver/NNAL cannot run any image that supports the model: the newest such image, "
         "quay.io/ascend/vllm-ascend:v0.24.0rc1-310p, is rejected because host driver 24.1.0.1 is older than 25.2, the oldest "
-        "Ascend HDK that CANN 9.1.0-beta.1 (in v0.24.0rc1) supports")
+        "Ascend HDK that CANN 9.1.0-beta.1 (in v0.24.0rc1) supports"
+    )
     assert selection["build"]["base_image"] == "quay.io/ascend/cann:8.5.1-310p-ubuntu22.04-py3.11"
 
 
 def test_310p_gap_and_moe_minimum(tmp_path):
-    moe = _profile(tmp_path, "Qwen__Qwen3-30B-A3B")
+    moe = fixture_profile("Qwen__Qwen3-30B-A3B", tmp_path)
     with pytest.raises(ImageSelectError) as caught:
         select_backend(moe, DUO_310P_CURRENT, {"image": QUAY + ":v0.14.0rc1-310p"})
     assert "v0.14.0rc1 is older than v0.15.0rc1, the first release that runs Qwen3MoeForCausalLM on 310p" in str(caught.value)
     with pytest.raises(ImageSelectError, match="v0.12.0rc1 on 310p: 310P support was dropped from v0.11.0rc0"):
-        select_backend(_profile(tmp_path, "Qwen__Qwen2.5-7B-Instruct"), DUO_310P_CURRENT, {"image": QUAY + ":v0.12.0rc1-310p"})
+        select_backend(fixture_profile("Qwen__Qwen2.5-7B-Instruct", tmp_path), DUO_310P_CURRENT, {"image": QUAY + ":v0.12.0rc1-310p"})
 
 
 # --------------------------------------------------------------------------- families and backends
 
 
-@pytest.mark.parametrize("host, family", [
-    ({"chips": [{"name": "910B4"}]}, "a2"),
-    ({"chips": [{"name": "910B2C"}]}, "a2"),
-    ({"chips": [{"name": "Ascend910"}], "npu_smi_layout": "a3"}, "a3"),
-    ({"chips": [{"name": "Ascend910"}]}, "a3"),
-    ({"chips": [{"name": "310P3"}]}, "310p"),
-    ({"chips": [{"name": "Ascend950PR"}], "npu_smi_layout": "a5"}, "a5"),
-    ({"chips": [{"name": "910A"}]}, "910"),
-    ({"chips": [{"name": "310B4"}]}, "310b"),
-    ({"chip_family": "a3"}, "a3"),
-    ({"chips": [{"name": "Atlas9000"}]}, None),
-])
+@pytest.mark.parametrize(
+    "host, family",
+    [
+        ({"chips": [{"name": "910B4"}]}, "a2"),
+        ({"chips": [{"name": "910B2C"}]}, "a2"),
+        ({"chips": [{"name": "Ascend910"}], "npu_smi_layout": "a3"}, "a3"),
+        ({"chips": [{"name": "Ascend910"}]}, "a3"),
+        ({"chips": [{"name": "310P3"}]}, "310p"),
+        ({"chips": [{"name": "Ascend950PR"}], "npu_smi_layout": "a5"}, "a5"),
+        ({"chips": [{"name": "910A"}]}, "910"),
+        ({"chips": [{"name": "310B4"}]}, "310b"),
+        ({"chip_family": "a3"}, "a3"),
+        ({"chips": [{"name": "Atlas9000"}]}, None),
+    ],
+)
 def test_chip_family_of_the_host(host, family):
     assert host_family(host, load_matrix())[0] == family
 
@@ -289,41 +379,47 @@ def test_mixed_hosts_must_name_their_family():
 
 def test_first_generation_910_has_no_backend(tmp_path):
     with pytest.raises(ImageSelectError, match="no backend can serve this host: chip family 910 has no CANN container image"):
-        select_backend(_profile(tmp_path, "Qwen__Qwen3-8B"), {"chips": [{"name": "910A"}], "cann_version": "8.0.0"})
+        select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), {"chips": [{"name": "910A"}], "cann_version": "8.0.0"})
 
 
 def test_backend_vllm_fails_when_nothing_fits(tmp_path):
     with pytest.raises(ImageSelectError) as caught:
         select_backend(_glm_ocr_profile(tmp_path), A2_CURRENT, {"backend": "vllm"})
-    assert str(caught.value).startswith("backend vllm was requested but no vLLM image fits: vLLM cannot serve it: architecture "
-                                        "GlmOcrForConditionalGeneration is not supported")
+    assert str(caught.value).startswith(
+        "backend vllm was requested but no vLLM image fits: vLLM cannot serve it: architecture "
+        "GlmOcrForConditionalGeneration is not supported"
+    )
     assert len(caught.value.rejected) == 37
 
 
 def test_backend_transformers_skips_vllm(tmp_path):
-    selection = select_backend(_profile(tmp_path, "Qwen__Qwen3-8B"), A2_OLD_NNAL, {"backend": "transformers"})
+    selection = select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), A2_OLD_NNAL, {"backend": "transformers"})
     assert selection["backend"] == "transformers" and selection["rejected"] == []
     assert selection["reasons"][1] == "backend transformers was requested; vLLM images were not considered."
-    named = select_backend(_profile(tmp_path, "Qwen__Qwen3-8B"), A2_OLD_NNAL,
-                           {"backend": "transformers", "image": "registry.example.com/npu/tf-server:1"})
+    named = select_backend(
+        fixture_profile("Qwen__Qwen3-8B", tmp_path),
+        A2_OLD_NNAL,
+        {"backend": "transformers", "image": "registry.example.com/npu/tf-server:1"},
+    )
     assert named["image"] == named["build"]["image"] == "registry.example.com/npu/tf-server:1"
     assert named["build"]["base_image"] == "quay.io/ascend/cann:8.5.0-910b-ubuntu22.04-py3.11"
 
 
 def test_openeuler_images(tmp_path):
-    selection = select_backend(_profile(tmp_path, "Qwen__Qwen3-8B"), A2_CURRENT, {"os": "openeuler"})
+    selection = select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), A2_CURRENT, {"os": "openeuler"})
     assert selection["image"] == QUAY + ":v0.24.0rc1-openeuler"
 
 
 def test_unlisted_architecture_goes_to_transformers(tmp_path):
-    selection = select_backend(_profile(tmp_path, "Nanbeige__Nanbeige4.2-3B"), A2_CURRENT)
+    selection = select_backend(fixture_profile("Nanbeige__Nanbeige4.2-3B", tmp_path), A2_CURRENT)
     assert selection["backend"] == "transformers"
-    assert selection["reasons"][1].startswith("vLLM cannot serve it: architecture NanbeigeForCausalLM is not listed by any "
-                                              "vllm-ascend release")
+    assert selection["reasons"][1].startswith(
+        "vLLM cannot serve it: architecture NanbeigeForCausalLM is not listed by any vllm-ascend release"
+    )
 
 
 def test_same_inputs_give_the_same_answer(tmp_path):
-    profile = _profile(tmp_path, "mistralai__Mixtral-8x7B-v0.1")
+    profile = fixture_profile("mistralai__Mixtral-8x7B-v0.1", tmp_path)
     assert select_backend(profile, A2_CURRENT) == select_backend(profile, A2_CURRENT)
 
 
@@ -332,40 +428,59 @@ def test_same_inputs_give_the_same_answer(tmp_path):
 
 def test_overrides_point_at_a_private_registry(tmp_path):
     matrix = load_matrix({"registry": "registry.example.com:5000/ascend/vllm-ascend"})
-    selection = select_backend(_profile(tmp_path, "Qwen__Qwen3-8B"), A2_CURRENT, matrix=matrix)
+    selection = select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), A2_CURRENT, matrix=matrix)
     assert selection["image"] == "registry.example.com:5000/ascend/vllm-ascend:v0.24.0rc1"
 
 
 def test_overrides_add_an_in_house_image(tmp_path):
     in_house = "registry.example.com:5000/team/vllm-ascend:v0.14.0rc1-nanbeige"
-    matrix = load_matrix({"custom_images": [{"image": in_house, "version": "v0.14.0rc1", "family": "a2", "cann": "8.5.0",
-                                             "architectures": ["NanbeigeForCausalLM"], "source": "in-house build, tested 2026-03"}]})
-    selection = select_backend(_profile(tmp_path, "Nanbeige__Nanbeige4.2-3B"), A2_CURRENT, matrix=matrix)
+    matrix = load_matrix(
+        {
+            "custom_images": [
+                {
+                    "image": in_house,
+                    "version": "v0.14.0rc1",
+                    "family": "a2",
+                    "cann": "8.5.0",
+                    "architectures": ["NanbeigeForCausalLM"],
+                    "source": "in-house build, tested 2026-03",
+                }
+            ]
+        }
+    )
+    selection = select_backend(fixture_profile("Nanbeige__Nanbeige4.2-3B", tmp_path), A2_CURRENT, matrix=matrix)
     assert (selection["backend"], selection["image"], selection["vllm_ascend_version"]) == ("vllm", in_house, "v0.14.0rc1")
     assert "in-house build, tested 2026-03" in selection["reasons"][1]
 
 
 def test_overrides_add_an_architecture_and_retire_a_release(tmp_path):
-    matrix = load_matrix({"architectures": {"NanbeigeForCausalLM": {"min_version": "v0.14.0rc1", "source": "in-house test"}},
-                          "releases": {"v0.24.0rc1": {"disabled": True}}})
-    selection = select_backend(_profile(tmp_path, "Nanbeige__Nanbeige4.2-3B"), A2_CURRENT, matrix=matrix)
+    matrix = load_matrix(
+        {
+            "architectures": {"NanbeigeForCausalLM": {"min_version": "v0.14.0rc1", "source": "in-house test"}},
+            "releases": {"v0.24.0rc1": {"disabled": True}},
+        }
+    )
+    selection = select_backend(fixture_profile("Nanbeige__Nanbeige4.2-3B", tmp_path), A2_CURRENT, matrix=matrix)
     assert selection["image"] == QUAY + ":v0.23.0"
 
 
 # --------------------------------------------------------------------------- inputs
 
 
-@pytest.mark.parametrize("wishes, message", [
-    ({"backend": "sglang"}, "backend must be one of auto, vllm, transformers, got 'sglang'"),
-    ({"vllm_min_version": "latest"}, "vllm_min_version: not a vllm-ascend version: 'latest'"),
-    ({"force": "yes"}, "force must be true or false, got 'yes'"),
-    ({"os": "debian"}, "os must be one of openeuler, ubuntu, got 'debian'"),
-    ({"architecture_minimum": "loose"}, "architecture_minimum must be one of strict, documented"),
-    ({"imgae": "x"}, "unknown wish(es) imgae"),
-])
+@pytest.mark.parametrize(
+    "wishes, message",
+    [
+        ({"backend": "sglang"}, "backend must be one of auto, vllm, transformers, got 'sglang'"),
+        ({"vllm_min_version": "latest"}, "vllm_min_version: not a vllm-ascend version: 'latest'"),
+        ({"force": "yes"}, "force must be true or false, got 'yes'"),
+        ({"os": "debian"}, "os must be one of openeuler, ubuntu, got 'debian'"),
+        ({"architecture_minimum": "loose"}, "architecture_minimum must be one of strict, documented"),
+        ({"imgae": "x"}, "unknown wish(es) imgae"),
+    ],
+)
 def test_bad_wishes_are_refused(tmp_path, wishes, message):
     with pytest.raises(ValueError) as caught:
-        select_backend(_profile(tmp_path, "Qwen__Qwen3-8B"), A2_CURRENT, wishes)
+        select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), A2_CURRENT, wishes)
     assert str(caught.value).startswith(message)
 
 

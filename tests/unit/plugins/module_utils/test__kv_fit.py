@@ -13,18 +13,11 @@ import pytest
 
 from ansible_collections.npu.fleet.plugins.module_utils._kv_fit import activation_bytes, kv_bytes_for_length, kv_fit
 from ansible_collections.npu.fleet.plugins.module_utils._model_profile import profile_model
-from model_checkpoints import copy_fixture, write_index, write_json
+from builders import fixture_profile
+from model_checkpoints import write_json
 
-GiB = 2 ** 30
-MiB = 2 ** 20
-
-
-def _profile(tmp_path, name, total_size=None):
-    """Profile a real config; an index with ``total_size`` stands in for the weights."""
-    path = copy_fixture(name, str(tmp_path / name))
-    if total_size is not None:
-        write_index(path, {"model.norm.weight": "model-00001-of-00001.safetensors"}, total_size=total_size)
-    return profile_model(path)
+GiB = 2**30
+MiB = 2**20
 
 
 # --------------------------------------------------------------------------- QED-Nano-like: 262k on a 32 GB chip
@@ -32,13 +25,12 @@ def _profile(tmp_path, name, total_size=None):
 
 def test_262k_context_on_a_32_gib_chip_is_capped_to_a_block_multiple(tmp_path):
     # A 4B-class Qwen3 with 262144 context (36 layers, 8 KV heads, head_dim 128), 8.0 GB of weights.
-    profile = _profile(tmp_path, "jaman21__Qwen3-4B-Instruct", total_size=8_000_000_000)
-    fit = kv_fit(profile, chip_memory_mb=32768, gpu_memory_utilization=0.9, max_model_len=262144,
-                 reserve_bytes=2 * GiB)
-    budget = int((32 - 3) * GiB * 0.9)                          # 28024661606
-    available = budget - 8_000_000_000 - 2 * GiB                 # 17877177958
-    per_token = 36 * 2 * 8 * 128 * 2                             # 147456
-    block_bytes = 128 * per_token                                # one 128-token block, all layers
+    profile = fixture_profile("jaman21__Qwen3-4B-Instruct", tmp_path, total_size=8_000_000_000)
+    fit = kv_fit(profile, chip_memory_mb=32768, gpu_memory_utilization=0.9, max_model_len=262144, reserve_bytes=2 * GiB)
+    budget = int((32 - 3) * GiB * 0.9)  # 28024661606
+    available = budget - 8_000_000_000 - 2 * GiB  # 17877177958
+    per_token = 36 * 2 * 8 * 128 * 2  # 147456
+    block_bytes = 128 * per_token  # one 128-token block, all layers
     assert fit["budget_bytes"] == budget == 28024661606
     assert fit["kv_available_bytes"] == available == 17877177958
     assert fit["kv_bytes_per_token"] == per_token
@@ -46,17 +38,18 @@ def test_262k_context_on_a_32_gib_chip_is_capped_to_a_block_multiple(tmp_path):
     assert fit["verdict"] == "capped"
     assert fit["recommended_max_model_len"] == (available // block_bytes) * 128 == 947 * 128 == 121216
     assert fit["kv_cache_blocks"] == 947 and fit["kv_cache_tokens"] == 121216
-    assert fit["message"] == ("262144 tokens need 36.0 GiB of KV cache, 16.6 GiB is available on one 32 GiB chip "
-                              "at 0.90; capped to 121216.")
+    assert fit["message"] == (
+        "262144 tokens need 36.0 GiB of KV cache, 16.6 GiB is available on one 32 GiB chip at 0.90; capped to 121216."
+    )
     assert fit["max_concurrency"] == round(available / (947 * block_bytes), 2) == 1.0
     assert fit["concurrent_sequences"] == 1
 
 
 def test_field_report_setting_8192_at_095_fits_with_room_for_16(tmp_path):
-    profile = _profile(tmp_path, "jaman21__Qwen3-4B-Instruct", total_size=8_000_000_000)
+    profile = fixture_profile("jaman21__Qwen3-4B-Instruct", tmp_path, total_size=8_000_000_000)
     fit = kv_fit(profile, chip_memory_mb=32768, gpu_memory_utilization=0.95, max_model_len=8192, reserve_bytes=2 * GiB)
-    available = int((32 - 3) * GiB * 0.95) - 8_000_000_000 - 2 * GiB   # 19434103603
-    need = 8192 * 36 * 2 * 8 * 128 * 2                                # 1207959552
+    available = int((32 - 3) * GiB * 0.95) - 8_000_000_000 - 2 * GiB  # 19434103603
+    need = 8192 * 36 * 2 * 8 * 128 * 2  # 1207959552
     assert fit["kv_available_bytes"] == available == 19434103603
     assert fit["verdict"] == "fits" and fit["recommended_max_model_len"] == 8192
     assert fit["kv_needed_bytes"] == need
@@ -68,29 +61,30 @@ def test_field_report_setting_8192_at_095_fits_with_room_for_16(tmp_path):
 
 
 def test_weights_that_need_two_chips(tmp_path):
-    profile = _profile(tmp_path, "Qwen__Qwen3-8B", total_size=16_000_000_000)
+    profile = fixture_profile("Qwen__Qwen3-8B", tmp_path, total_size=16_000_000_000)
     fit = kv_fit(profile, chip_memory_mb=16384, max_model_len=40960, reserve_bytes=GiB)
     budget = int((16 - 3) * GiB * 0.9)  # 12562779340 < 16e9 of weights
     assert fit["budget_bytes"] == budget == 12562779340
     assert fit["verdict"] == "does_not_fit"
     assert fit["recommended_max_model_len"] is None
     assert fit["suggested_tensor_parallel_size"] == 2
-    assert fit["message"] == ("weights alone need 14.9 GiB per chip, more than the 11.7 GiB budget (0.90 of 13.0 GiB "
-                              "usable) on one 16 GiB chip at 0.90; try tensor_parallel_size 2.")
+    assert fit["message"] == (
+        "weights alone need 14.9 GiB per chip, more than the 11.7 GiB budget (0.90 of 13.0 GiB "
+        "usable) on one 16 GiB chip at 0.90; try tensor_parallel_size 2."
+    )
 
     fit2 = kv_fit(profile, chip_memory_mb=16384, tensor_parallel_size=2, max_model_len=40960, reserve_bytes=GiB)
-    available = budget - 16_000_000_000 // 2 - GiB               # 3489037516
-    per_token = 36 * 2 * (8 // 2) * 128 * 2                       # 4 KV heads per rank: 73728
+    available = budget - 16_000_000_000 // 2 - GiB  # 3489037516
+    per_token = 36 * 2 * (8 // 2) * 128 * 2  # 4 KV heads per rank: 73728
     assert fit2["weights_bytes_per_chip"] == 8_000_000_000
     assert fit2["kv_available_bytes"] == available == 3489037516
     assert fit2["kv_needed_bytes"] == 40960 * per_token == 3019898880
     assert fit2["verdict"] == "fits"
-    assert fit2["message"] == ("40960 tokens need 2.8 GiB of KV cache, 3.2 GiB is available on each of 2 16 GiB chips "
-                               "at 0.90; fits.")
+    assert fit2["message"] == ("40960 tokens need 2.8 GiB of KV cache, 3.2 GiB is available on each of 2 16 GiB chips at 0.90; fits.")
 
 
 def test_no_memory_left_for_the_cache_blocks(tmp_path):
-    profile = _profile(tmp_path, "Qwen__Qwen3-8B", total_size=16_000_000_000)
+    profile = fixture_profile("Qwen__Qwen3-8B", tmp_path, total_size=16_000_000_000)
     fit = kv_fit(profile, chip_memory_mb=24576, reserve_bytes=5 * GiB)
     assert int((24 - 3) * GiB * 0.9) - 16_000_000_000 - 5 * GiB < 0
     assert fit["verdict"] == "does_not_fit"
@@ -102,10 +96,10 @@ def test_no_memory_left_for_the_cache_blocks(tmp_path):
 
 
 def test_min_model_len_is_a_floor_not_a_silent_shrink(tmp_path):
-    profile = _profile(tmp_path, "Qwen__Qwen3-8B", total_size=16_000_000_000)
-    available = int((24 - 3) * GiB * 0.9) - 16_000_000_000 - GiB    # 3219978649
-    block_bytes = 128 * 36 * 2 * 8 * 128 * 2                         # 18874368
-    longest = (available // block_bytes) * 128                       # 170 blocks = 21760 tokens
+    profile = fixture_profile("Qwen__Qwen3-8B", tmp_path, total_size=16_000_000_000)
+    available = int((24 - 3) * GiB * 0.9) - 16_000_000_000 - GiB  # 3219978649
+    block_bytes = 128 * 36 * 2 * 8 * 128 * 2  # 18874368
+    longest = (available // block_bytes) * 128  # 170 blocks = 21760 tokens
     assert (available, longest) == (3219978649, 21760)
 
     fit = kv_fit(profile, chip_memory_mb=24576, max_model_len=40960, min_model_len=32768, reserve_bytes=GiB)
@@ -113,16 +107,18 @@ def test_min_model_len_is_a_floor_not_a_silent_shrink(tmp_path):
     assert fit["recommended_max_model_len"] is None
     assert fit["max_model_len_fit"] == longest
     assert fit["suggested_tensor_parallel_size"] == 2
-    assert fit["message"] == ("even min_model_len 32768 tokens need 4.5 GiB of KV cache, but only 3.0 GiB is "
-                              "available on one 24 GiB chip at 0.90; the longest that fits is 21760; try "
-                              "tensor_parallel_size 2.")
+    assert fit["message"] == (
+        "even min_model_len 32768 tokens need 4.5 GiB of KV cache, but only 3.0 GiB is "
+        "available on one 24 GiB chip at 0.90; the longest that fits is 21760; try "
+        "tensor_parallel_size 2."
+    )
 
     capped = kv_fit(profile, chip_memory_mb=24576, max_model_len=40960, reserve_bytes=GiB)  # default floor 4096
     assert capped["verdict"] == "capped" and capped["recommended_max_model_len"] == longest
 
 
 def test_request_beyond_the_model_context_is_capped_to_it(tmp_path):
-    profile = _profile(tmp_path, "Qwen__Qwen3-8B", total_size=16_000_000_000)
+    profile = fixture_profile("Qwen__Qwen3-8B", tmp_path, total_size=16_000_000_000)
     fit = kv_fit(profile, chip_memory_mb=65536, max_model_len=131072, reserve_bytes=GiB)
     assert fit["verdict"] == "capped"
     assert fit["recommended_max_model_len"] == 40960
@@ -131,7 +127,7 @@ def test_request_beyond_the_model_context_is_capped_to_it(tmp_path):
 
 
 def test_default_length_is_the_model_context(tmp_path):
-    profile = _profile(tmp_path, "Qwen__Qwen3-8B", total_size=16_000_000_000)
+    profile = fixture_profile("Qwen__Qwen3-8B", tmp_path, total_size=16_000_000_000)
     fit = kv_fit(profile, chip_memory_mb=65536, reserve_bytes=GiB)
     assert fit["requested_max_model_len"] == 40960 and fit["verdict"] == "fits"
 
@@ -140,25 +136,24 @@ def test_default_length_is_the_model_context(tmp_path):
 
 
 def test_deepseek_v3_mla_cache_is_replicated_on_every_rank(tmp_path):
-    profile = _profile(tmp_path, "deepseek-ai__DeepSeek-V3", total_size=688586727753)
+    profile = fixture_profile("deepseek-ai__DeepSeek-V3", tmp_path, total_size=688586727753)
     fit = kv_fit(profile, chip_memory_mb=65536, tensor_parallel_size=16, reserve_bytes=4 * GiB)
-    weights = -(-688586727753 // 16)                                  # 43036670485 per chip
-    available = int((64 - 3) * GiB * 0.9) - weights - 4 * GiB         # 11616788356
-    need = 61 * 163840 * (512 + 64) * 2                               # not divided by TP: 11513364480
+    weights = -(-688586727753 // 16)  # 43036670485 per chip
+    available = int((64 - 3) * GiB * 0.9) - weights - 4 * GiB  # 11616788356
+    need = 61 * 163840 * (512 + 64) * 2  # not divided by TP: 11513364480
     assert fit["weights_bytes_per_chip"] == weights == 43036670485
     assert fit["kv_bytes_per_token_per_layer"] == (512 + 64) * 2
     assert fit["kv_available_bytes"] == available == 11616788356
     assert fit["kv_needed_bytes"] == need == 11513364480
     assert fit["verdict"] == "fits"
-    assert fit["message"] == ("163840 tokens need 10.7 GiB of KV cache, 10.8 GiB is available on each of 16 64 GiB "
-                              "chips at 0.90; fits.")
+    assert fit["message"] == ("163840 tokens need 10.7 GiB of KV cache, 10.8 GiB is available on each of 16 64 GiB chips at 0.90; fits.")
 
 
 def test_gpt_oss_sliding_layers_are_bounded_by_the_window(tmp_path):
-    profile = _profile(tmp_path, "openai__gpt-oss-20b", total_size=13_800_000_000)
+    profile = fixture_profile("openai__gpt-oss-20b", tmp_path, total_size=13_800_000_000)
     fit = kv_fit(profile, chip_memory_mb=65536, reserve_bytes=2 * GiB)
-    page = 128 * 2 * 8 * 64 * 2                                     # one block of one layer: 262144
-    full = 12 * (131072 // 128) * page                              # 12 full layers hold every token
+    page = 128 * 2 * 8 * 64 * 2  # one block of one layer: 262144
+    full = 12 * (131072 // 128) * page  # 12 full layers hold every token
     # 12 sliding layers: cdiv(min(128 - 1 + 2048, 131072), 128) + 1 = 17 + 1 blocks each.
     sliding = 12 * (-(-(128 - 1 + 2048) // 128) + 1) * page
     available = int((64 - 3) * GiB * 0.9) - 13_800_000_000 - 2 * GiB
@@ -181,8 +176,8 @@ def test_kv_bytes_for_short_sequences_inside_the_window():
 
 
 def test_310p_worker_halves_the_budget_from_v016(tmp_path):
-    profile = _profile(tmp_path, "jaman21__Qwen3-4B-Instruct", total_size=8_000_000_000)
-    raw = int((24 - 3) * GiB * 0.9) - 8_000_000_000 - GiB            # 11219978649
+    profile = fixture_profile("jaman21__Qwen3-4B-Instruct", tmp_path, total_size=8_000_000_000)
+    raw = int((24 - 3) * GiB * 0.9) - 8_000_000_000 - GiB  # 11219978649
     halved = kv_fit(profile, chip_memory_mb=24576, max_model_len=32768, reserve_bytes=GiB, chip_family="310p")
     assert halved["kv_halved_310p"] is True
     assert halved["kv_available_bytes"] == raw // 2 == 5609989324
@@ -198,26 +193,27 @@ def test_310p_worker_halves_the_budget_from_v016(tmp_path):
 
 
 def test_tp_must_divide_the_attention_heads(tmp_path):
-    profile = _profile(tmp_path, "Qwen__Qwen3-8B", total_size=16_000_000_000)
+    profile = fixture_profile("Qwen__Qwen3-8B", tmp_path, total_size=16_000_000_000)
     fit = kv_fit(profile, chip_memory_mb=65536, tensor_parallel_size=3)
     assert fit["verdict"] == "does_not_fit"
     assert fit["message"] == ("vLLM requires num_attention_heads (32) to be divisible by tensor_parallel_size (3).")
 
 
 def test_kv_heads_and_tp_must_divide_one_another(tmp_path):
-    write_json(str(tmp_path / "config.json"), {"num_hidden_layers": 2, "num_attention_heads": 12,
-                                               "num_key_value_heads": 4, "hidden_size": 768,
-                                               "max_position_embeddings": 8192})
+    write_json(
+        str(tmp_path / "config.json"),
+        {"num_hidden_layers": 2, "num_attention_heads": 12, "num_key_value_heads": 4, "hidden_size": 768, "max_position_embeddings": 8192},
+    )
     fit = kv_fit(profile_model(str(tmp_path)), chip_memory_mb=65536, tensor_parallel_size=6)
     assert fit["verdict"] == "does_not_fit"
     assert "num_key_value_heads (4) and tensor_parallel_size (6)" in fit["message"]
 
 
 def test_kv_projections_replicated_when_tp_exceeds_kv_heads(tmp_path):
-    profile = _profile(tmp_path, "Qwen__Qwen3-8B", total_size=16_000_000_000)
+    profile = fixture_profile("Qwen__Qwen3-8B", tmp_path, total_size=16_000_000_000)
     fit = kv_fit(profile, chip_memory_mb=65536, tensor_parallel_size=16, reserve_bytes=GiB)
     # 8 KV heads over 16 ranks: each rank holds one head, i.e. 8 surplus head copies spread over 16 ranks.
-    surplus = 36 * 2 * 4096 * 128 * 2 * (1 * 16 - 8) // 16            # 37748736
+    surplus = 36 * 2 * 4096 * 128 * 2 * (1 * 16 - 8) // 16  # 37748736
     assert fit["weights_bytes_per_chip"] == 16_000_000_000 // 16 + surplus == 1_037_748_736
     assert fit["kv_bytes_per_token"] == 36 * 2 * 1 * 128 * 2
 
@@ -226,41 +222,41 @@ def test_kv_projections_replicated_when_tp_exceeds_kv_heads(tmp_path):
 
 
 def test_activation_estimate_by_hand(tmp_path):
-    profile = _profile(tmp_path, "Qwen__Qwen3-8B")
+    profile = fixture_profile("Qwen__Qwen3-8B", tmp_path)
     tokens, hidden, seqs = 2048, 4096, 256
-    residual = 4 * tokens * hidden * 2                                # 67108864
-    qkv = tokens * (32 + 2 * 8) * 128 * 2                            # 25165824
-    mlp = tokens * 3 * 12288 * 2                                      # 150994944
-    sampler = seqs * 151936 * (2 + 4 + 4)                             # 388956160
+    residual = 4 * tokens * hidden * 2  # 67108864
+    qkv = tokens * (32 + 2 * 8) * 128 * 2  # 25165824
+    mlp = tokens * 3 * 12288 * 2  # 150994944
+    sampler = seqs * 151936 * (2 + 4 + 4)  # 388956160
     assert activation_bytes(profile, 1, 2048, 256) == residual + max(qkv, mlp) + sampler == 607059968
 
 
 def test_activation_estimate_for_moe(tmp_path):
-    profile = _profile(tmp_path, "Qwen__Qwen3-30B-A3B")
+    profile = fixture_profile("Qwen__Qwen3-30B-A3B", tmp_path)
     # Top-8 copies of 3 x 768 intermediates plus the hidden-size output per copy.
     moe = 2048 * 8 * (3 * 768 + 2048) * 2
     assert activation_bytes(profile, 1, 2048, 256) == 4 * 2048 * 2048 * 2 + moe + 256 * 151936 * 10
 
 
 def test_estimated_reserve_is_activation_plus_non_torch(tmp_path):
-    profile = _profile(tmp_path, "Qwen__Qwen3-8B", total_size=16_000_000_000)
+    profile = fixture_profile("Qwen__Qwen3-8B", tmp_path, total_size=16_000_000_000)
     one = kv_fit(profile, chip_memory_mb=65536)
     assert one["reserve_source"] == "estimate"
-    assert one["non_torch_bytes"] == GiB                               # runtime + workspace estimate
+    assert one["non_torch_bytes"] == GiB  # runtime + workspace estimate
     assert one["reserve_bytes"] == 607059968 + GiB
     two = kv_fit(profile, chip_memory_mb=65536, tensor_parallel_size=2)
-    assert two["non_torch_bytes"] == GiB + 2 * 2 * 200 * MiB           # two communicators x 2 x HCCL_BUFFSIZE
+    assert two["non_torch_bytes"] == GiB + 2 * 2 * 200 * MiB  # two communicators x 2 x HCCL_BUFFSIZE
 
 
 def test_weights_fall_back_to_the_parameter_estimate(tmp_path):
-    profile = _profile(tmp_path, "Qwen__Qwen3-8B")                     # no weight files
+    profile = fixture_profile("Qwen__Qwen3-8B", tmp_path)  # no weight files
     fit = kv_fit(profile, chip_memory_mb=65536, reserve_bytes=GiB)
     assert fit["weights_bytes_per_chip"] == profile["parameters"] * 2
     assert fit["weights_bytes_source"].startswith("estimate")
 
 
 def test_device_reserved_zero_for_runtime_totals(tmp_path):
-    profile = _profile(tmp_path, "Qwen__Qwen3-8B", total_size=16_000_000_000)
+    profile = fixture_profile("Qwen__Qwen3-8B", tmp_path, total_size=16_000_000_000)
     fit = kv_fit(profile, chip_memory_bytes=int(60.96 * GiB), device_reserved_bytes=0, reserve_bytes=GiB)
     assert fit["budget_bytes"] == int(int(60.96 * GiB) * 0.9)
 
@@ -268,18 +264,21 @@ def test_device_reserved_zero_for_runtime_totals(tmp_path):
 # --------------------------------------------------------------------------- invalid input
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"chip_memory_mb": 32768, "gpu_memory_utilization": 0}, "gpu_memory_utilization must be in \\(0, 1\\]"),
-    ({"chip_memory_mb": 32768, "gpu_memory_utilization": 1.5}, "gpu_memory_utilization must be in"),
-    ({}, "give exactly one of chip_memory_bytes or chip_memory_mb"),
-    ({"chip_memory_mb": 1, "chip_memory_bytes": 1}, "give exactly one of"),
-    ({"chip_memory_mb": -1}, "chip memory must be a positive number"),
-    ({"chip_memory_mb": 32768, "tensor_parallel_size": 0}, "tensor_parallel_size must be a positive integer"),
-    ({"chip_memory_mb": 32768, "max_model_len": "8k"}, "max_model_len must be a positive integer"),
-    ({"chip_memory_mb": 2048}, "device_reserved_bytes .* must be below the chip memory"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"chip_memory_mb": 32768, "gpu_memory_utilization": 0}, "gpu_memory_utilization must be in \\(0, 1\\]"),
+        ({"chip_memory_mb": 32768, "gpu_memory_utilization": 1.5}, "gpu_memory_utilization must be in"),
+        ({}, "give exactly one of chip_memory_bytes or chip_memory_mb"),
+        ({"chip_memory_mb": 1, "chip_memory_bytes": 1}, "give exactly one of"),
+        ({"chip_memory_mb": -1}, "chip memory must be a positive number"),
+        ({"chip_memory_mb": 32768, "tensor_parallel_size": 0}, "tensor_parallel_size must be a positive integer"),
+        ({"chip_memory_mb": 32768, "max_model_len": "8k"}, "max_model_len must be a positive integer"),
+        ({"chip_memory_mb": 2048}, "device_reserved_bytes .* must be below the chip memory"),
+    ],
+)
 def test_invalid_inputs_raise_value_error(tmp_path, kwargs, message):
-    profile = _profile(tmp_path, "Qwen__Qwen3-8B", total_size=16_000_000_000)
+    profile = fixture_profile("Qwen__Qwen3-8B", tmp_path, total_size=16_000_000_000)
     with pytest.raises(ValueError, match=message):
         kv_fit(profile, **kwargs)
 
@@ -293,6 +292,6 @@ def test_profile_must_be_a_profile():
 
 def test_fixture_weights_index_is_only_a_stand_in(tmp_path):
     # The helper writes an index whose shard is absent: bytes come from total_size alone.
-    profile = _profile(tmp_path, "Qwen__Qwen3-8B", total_size=123)
+    profile = fixture_profile("Qwen__Qwen3-8B", tmp_path, total_size=123)
     assert profile["weights_bytes"] == 123
     assert not os.path.exists(os.path.join(profile["path"], "model-00001-of-00001.safetensors"))

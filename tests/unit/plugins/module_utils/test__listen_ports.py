@@ -36,12 +36,15 @@ def test_duplicates_across_addresses_count_once():
     assert parse_ss_listening(text) == [2024]
 
 
-@pytest.mark.parametrize("line", [
-    "ESTAB 0 0 10.0.0.1:22 10.0.0.2:50000",
-    "LISTEN 0 128 0.0.0.0",
-    "LISTEN 0 128 0.0.0.0:http 0.0.0.0:*",
-    "garbage",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "ESTAB 0 0 10.0.0.1:22 10.0.0.2:50000",
+        "LISTEN 0 128 0.0.0.0",
+        "LISTEN 0 128 0.0.0.0:http 0.0.0.0:*",
+        "garbage",
+    ],
+)
 def test_garbled_lines_name_the_line(line):
     with pytest.raises(ListenPortsError) as error:
         parse_ss_listening(read("ss-Hltn-iproute2-6.1.0-02.txt") + line + "\n")

@@ -11,26 +11,17 @@ import struct
 
 import pytest
 
-from ansible_collections.npu.fleet.plugins.module_utils._model_profile import (
-    ModelProfileError,
-    profile_model,
-    read_safetensors_header,
-)
+from ansible_collections.npu.fleet.plugins.module_utils._model_profile import ModelProfileError, profile_model
+from ansible_collections.npu.fleet.plugins.module_utils._safetensors import read_safetensors_header
+from builders import fixture_profile
 from model_checkpoints import copy_fixture, fixture_dir, write_index, write_json, write_safetensors
-
-
-def _profile(name, tmp_path=None, **kwargs):
-    """Profile a fixture folder as it is (config only) or copied into tmp_path."""
-    if tmp_path is None:
-        return profile_model(fixture_dir(name), **kwargs)
-    return profile_model(copy_fixture(name, str(tmp_path / name)), **kwargs)
 
 
 # --------------------------------------------------------------------------- dense GQA
 
 
 def test_qwen3_8b_every_field():
-    p = _profile("Qwen__Qwen3-8B")
+    p = fixture_profile("Qwen__Qwen3-8B")
     assert p["architecture"] == "Qwen3ForCausalLM"
     assert p["model_type"] == "qwen3"
     assert p["text_config_used"] is False
@@ -65,13 +56,13 @@ def test_qwen3_8b_every_field():
 def test_parameter_estimate_is_close_to_published_counts():
     # Llama-3.1-8B: 8,030,261,248 parameters (thamada/modelQuery, index-summary.json); the
     # estimate omits the 2 x 4096 norm weights per layer + the final norm = 266,240.
-    p = _profile("meta-llama__Llama-3.1-8B-Instruct")
+    p = fixture_profile("meta-llama__Llama-3.1-8B-Instruct")
     assert p["parameters"] == 8030261248 - (32 * 2 * 4096 + 4096)
 
 
 def test_llama3_rope_factor_is_not_applied_again():
     # rope_type llama3, factor 8 over original 8192: max_position_embeddings already says 131072.
-    p = _profile("meta-llama__Llama-3.1-8B-Instruct")
+    p = fixture_profile("meta-llama__Llama-3.1-8B-Instruct")
     assert p["effective_context"] == 131072
     assert p["rope_scaling"] == {"type": "llama3", "factor": 8.0, "original_max_position_embeddings": 8192}
     assert p["kv_cache_bytes_per_token"] == 32 * 2 * 8 * 128 * 2
@@ -80,8 +71,9 @@ def test_llama3_rope_factor_is_not_applied_again():
 def test_qwen25_window_not_in_effect_and_index_total_size(tmp_path):
     # Qwen2.5 ships sliding_window 131072 with use_sliding_window false: no window.
     path = copy_fixture("Qwen__Qwen2.5-7B-Instruct", str(tmp_path / "q"))
-    write_index(path, {"model.layers.%d.mlp.up_proj.weight" % i: "model-00001-of-00004.safetensors" for i in range(28)},
-                total_size=15231233024)  # published total_size (index-summary.json)
+    write_index(
+        path, {"model.layers.%d.mlp.up_proj.weight" % i: "model-00001-of-00004.safetensors" for i in range(28)}, total_size=15231233024
+    )  # published total_size (index-summary.json)
     p = profile_model(path)
     assert p["sliding_window"] is None
     assert p["layer_types"] == {"full_attention": 28}
@@ -92,15 +84,22 @@ def test_qwen25_window_not_in_effect_and_index_total_size(tmp_path):
 
 
 def test_yi_has_four_kv_heads_and_a_4k_context():
-    p = _profile("01-ai__Yi-1.5-9B-Chat")
+    p = fixture_profile("01-ai__Yi-1.5-9B-Chat")
     assert p["attention"] == "gqa"
     assert p["effective_context"] == 4096
     assert p["kv_cache_bytes_per_token"] == 48 * 2 * 4 * 128 * 2 == 98304
 
 
 def test_mha_and_mqa_are_named(tmp_path):
-    base = {"architectures": ["X"], "model_type": "x", "num_hidden_layers": 2, "num_attention_heads": 8,
-            "hidden_size": 512, "max_position_embeddings": 2048, "torch_dtype": "float16"}
+    base = {
+        "architectures": ["X"],
+        "model_type": "x",
+        "num_hidden_layers": 2,
+        "num_attention_heads": 8,
+        "hidden_size": 512,
+        "max_position_embeddings": 2048,
+        "torch_dtype": "float16",
+    }
     (tmp_path / "mha").mkdir()
     write_json(str(tmp_path / "mha" / "config.json"), base)  # no num_key_value_heads: one per query head
     mha = profile_model(str(tmp_path / "mha"))
@@ -114,7 +113,7 @@ def test_mha_and_mqa_are_named(tmp_path):
 
 
 def test_dtype_override_doubles_kv_for_float32():
-    p = _profile("Qwen__Qwen3-8B", dtype="float32")
+    p = fixture_profile("Qwen__Qwen3-8B", dtype="float32")
     assert p["dtype"] == "float32" and p["dtype_source"] == "override"
     assert p["kv_cache_bytes_per_token"] == 36 * 2 * 8 * 128 * 4
 
@@ -138,8 +137,7 @@ def test_deepseek_v3_mla_moe_fp8_and_mtp_layer_61(tmp_path):
     assert p["kv_cache_bytes_per_token"] == 61 * (512 + 64) * 2 == 70272
     # yarn: original_max_position_embeddings 4096 x factor 40.
     assert p["effective_context"] == 4096 * 40 == 163840
-    assert p["moe"] == {"experts": 256, "active_experts": 8, "shared_experts": 1, "expert_intermediate_size": 2048,
-                        "dense_layers": 3}
+    assert p["moe"] == {"experts": 256, "active_experts": 8, "shared_experts": 1, "expert_intermediate_size": 2048, "dense_layers": 3}
     assert p["quantization"] == {"method": "fp8", "bits": 8}
     assert p["weights_bytes"] == 688586727753
     assert p["extra_layers"] == [61]
@@ -151,7 +149,7 @@ def test_deepseek_v3_mla_moe_fp8_and_mtp_layer_61(tmp_path):
 
 
 def test_kimi_k2_mla_with_yarn_32_and_no_mtp():
-    p = _profile("moonshotai__Kimi-K2-Instruct")
+    p = fixture_profile("moonshotai__Kimi-K2-Instruct")
     assert p["model_type"] == "kimi_k2" and p["attention"] == "mla"
     assert p["effective_context"] == 4096 * 32 == 131072
     assert p["kv_cache_bytes_per_token"] == 61 * (512 + 64) * 2
@@ -160,7 +158,7 @@ def test_kimi_k2_mla_with_yarn_32_and_no_mtp():
 
 
 def test_glm5_mla_with_declared_mtp_and_dsa_indexer():
-    p = _profile("zai-org__GLM-5")
+    p = fixture_profile("zai-org__GLM-5")
     assert p["architecture"] == "GlmMoeDsaForCausalLM"
     assert p["attention"] == "mla"
     assert p["kv_cache_bytes_per_token"] == 78 * (512 + 64) * 2 == 89856
@@ -170,15 +168,14 @@ def test_glm5_mla_with_declared_mtp_and_dsa_indexer():
 
 
 def test_mixtral_moe_without_shared_experts():
-    p = _profile("mistralai__Mixtral-8x7B-v0.1")
-    assert p["moe"] == {"experts": 8, "active_experts": 2, "shared_experts": None, "expert_intermediate_size": 14336,
-                        "dense_layers": 0}
+    p = fixture_profile("mistralai__Mixtral-8x7B-v0.1")
+    assert p["moe"] == {"experts": 8, "active_experts": 2, "shared_experts": None, "expert_intermediate_size": 14336, "dense_layers": 0}
     assert p["sliding_window"] is None  # sliding_window null
     assert p["kv_cache_bytes_per_token"] == 32 * 2 * 8 * 128 * 2
 
 
 def test_qwen3_moe_expert_counts():
-    p = _profile("Qwen__Qwen3-30B-A3B")
+    p = fixture_profile("Qwen__Qwen3-30B-A3B")
     assert p["moe"]["experts"] == 128 and p["moe"]["active_experts"] == 8
     assert p["moe"]["expert_intermediate_size"] == 768
     assert p["kv_cache_bytes_per_token"] == 48 * 2 * 4 * 128 * 2 == 98304
@@ -188,7 +185,7 @@ def test_qwen3_moe_expert_counts():
 
 
 def test_gpt_oss_20b_alternating_sliding_window():
-    p = _profile("openai__gpt-oss-20b")
+    p = fixture_profile("openai__gpt-oss-20b")
     assert p["sliding_window"] == 128
     assert p["sliding_window_source"] == "layer_types"
     assert p["layer_types"] == {"sliding_attention": 12, "full_attention": 12}
@@ -218,7 +215,7 @@ def test_gemma3_pattern_and_unapplied_linear_rope(tmp_path):
 
 
 def test_qwen35_hybrid_linear_attention_in_text_config():
-    p = _profile("Qwen__Qwen3.5-27B")
+    p = fixture_profile("Qwen__Qwen3.5-27B")
     assert p["text_config_used"] is True and p["text_config_key"] == "text_config"
     assert p["layer_types"] == {"linear_attention": 48, "full_attention": 16}
     assert p["kv_cache_bytes_per_token"] == 16 * 2 * 4 * 256 * 2 == 65536
@@ -227,7 +224,7 @@ def test_qwen35_hybrid_linear_attention_in_text_config():
 
 
 def test_nanbeige_loops_double_the_kv_slots():
-    p = _profile("Nanbeige__Nanbeige4.2-3B")
+    p = fixture_profile("Nanbeige__Nanbeige4.2-3B")
     assert p["num_loops"] == 2
     assert p["kv_cache_full_layers"] == 22 * 2
     assert p["kv_cache_bytes_per_token"] == 22 * 2 * 2 * 8 * 128 * 2 == 180224
@@ -235,9 +232,17 @@ def test_nanbeige_loops_double_the_kv_slots():
 
 
 def test_mistral_v01_style_window_applies_to_all_layers(tmp_path):
-    config = {"architectures": ["MistralForCausalLM"], "model_type": "mistral", "num_hidden_layers": 32,
-              "num_attention_heads": 32, "num_key_value_heads": 8, "hidden_size": 4096,
-              "max_position_embeddings": 32768, "sliding_window": 4096, "torch_dtype": "bfloat16"}
+    config = {
+        "architectures": ["MistralForCausalLM"],
+        "model_type": "mistral",
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "hidden_size": 4096,
+        "max_position_embeddings": 32768,
+        "sliding_window": 4096,
+        "torch_dtype": "bfloat16",
+    }
     write_json(str(tmp_path / "config.json"), config)
     p = profile_model(str(tmp_path))
     assert p["layer_types"] == {"sliding_attention": 32}
@@ -249,7 +254,7 @@ def test_mistral_v01_style_window_applies_to_all_layers(tmp_path):
 
 
 def test_qwen3_vl_reads_the_text_config():
-    p = _profile("Qwen__Qwen3-VL-8B-Instruct")
+    p = fixture_profile("Qwen__Qwen3-VL-8B-Instruct")
     assert p["architecture"] == "Qwen3VLForConditionalGeneration"
     assert p["text_config_used"] is True and p["text_config_key"] == "text_config"
     assert p["model_type"] == "qwen3_vl" and p["text_model_type"] == "qwen3_vl_text"
@@ -267,15 +272,27 @@ def _glm_ocr_like(tmp_path, prefix="model.language_model.layers.", nextn=0):
     """A GLM-OCR-shaped checkpoint: 16 text layers in text_config plus MTP weights at index 16."""
     path = str(tmp_path / "glm-ocr")
     os.makedirs(path)
-    write_json(os.path.join(path, "config.json"), {
-        "architectures": ["GlmOcrForConditionalGeneration"],
-        "model_type": "glm_ocr",
-        "text_config": {"model_type": "glm_ocr_text", "hidden_size": 1536, "num_hidden_layers": 16,
-                        "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128,
-                        "intermediate_size": 4608, "vocab_size": 59392, "max_position_embeddings": 131072,
-                        "num_nextn_predict_layers": nextn, "dtype": "bfloat16"},
-        "vision_config": {"model_type": "glm_ocr_vision", "depth": 24, "hidden_size": 1024},
-    })
+    write_json(
+        os.path.join(path, "config.json"),
+        {
+            "architectures": ["GlmOcrForConditionalGeneration"],
+            "model_type": "glm_ocr",
+            "text_config": {
+                "model_type": "glm_ocr_text",
+                "hidden_size": 1536,
+                "num_hidden_layers": 16,
+                "num_attention_heads": 16,
+                "num_key_value_heads": 8,
+                "head_dim": 128,
+                "intermediate_size": 4608,
+                "vocab_size": 59392,
+                "max_position_embeddings": 131072,
+                "num_nextn_predict_layers": nextn,
+                "dtype": "bfloat16",
+            },
+            "vision_config": {"model_type": "glm_ocr_vision", "depth": 24, "hidden_size": 1024},
+        },
+    )
     names = {}
     for i in range(17):  # 0..15 decoder layers, 16 = the MTP layer
         names["%s%d.self_attn.q_proj.weight" % (prefix, i)] = "model.safetensors"
@@ -317,14 +334,21 @@ def test_missing_decoder_layers_in_weights_are_reported(tmp_path):
 
 def test_weights_bytes_summed_from_hand_written_headers(tmp_path):
     path = copy_fixture("Qwen__Qwen3-8B", str(tmp_path / "q"))
-    first = write_safetensors(os.path.join(path, "model-00001-of-00002.safetensors"), {
-        "model.embed_tokens.weight": ("BF16", [10, 4]),    # 40 elements x 2 B = 80
-        "model.layers.0.mlp.up_proj.weight": ("BF16", [3, 4]),  # 12 x 2 = 24
-    }, metadata={"format": "pt"})
-    second = write_safetensors(os.path.join(path, "model-00002-of-00002.safetensors"), {
-        "model.norm.weight": ("F32", [4]),               # 4 x 4 = 16
-        "lm_head.weight": ("F8_E4M3", [10, 4]),          # 40 x 1 = 40
-    })
+    first = write_safetensors(
+        os.path.join(path, "model-00001-of-00002.safetensors"),
+        {
+            "model.embed_tokens.weight": ("BF16", [10, 4]),  # 40 elements x 2 B = 80
+            "model.layers.0.mlp.up_proj.weight": ("BF16", [3, 4]),  # 12 x 2 = 24
+        },
+        metadata={"format": "pt"},
+    )
+    second = write_safetensors(
+        os.path.join(path, "model-00002-of-00002.safetensors"),
+        {
+            "model.norm.weight": ("F32", [4]),  # 4 x 4 = 16
+            "lm_head.weight": ("F8_E4M3", [10, 4]),  # 40 x 1 = 40
+        },
+    )
     assert (first, second) == (80 + 24, 16 + 40)
     p = profile_model(path)
     assert p["weights_bytes"] == 80 + 24 + 16 + 40
@@ -374,9 +398,16 @@ def test_header_reader_reads_only_the_header(tmp_path):
 
 
 def _rope_config(tmp_path, rope, **extra):
-    config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "num_hidden_layers": 2,
-              "num_attention_heads": 4, "hidden_size": 256, "max_position_embeddings": 4096,
-              "rope_scaling": rope, "torch_dtype": "bfloat16"}
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "hidden_size": 256,
+        "max_position_embeddings": 4096,
+        "rope_scaling": rope,
+        "torch_dtype": "bfloat16",
+    }
     config.update(extra)
     write_json(str(tmp_path / "config.json"), config)
     return profile_model(str(tmp_path))
@@ -389,15 +420,18 @@ def test_linear_and_dynamic_scaling_multiply_max_position_embeddings(tmp_path):
 
 def test_yarn_multiplies_the_original_length(tmp_path):
     # Qwen2.5's documented long-context override: yarn factor 4 over 32768.
-    p = _rope_config(tmp_path, {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768},
-                     max_position_embeddings=32768)
+    p = _rope_config(tmp_path, {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}, max_position_embeddings=32768)
     assert p["effective_context"] == 32768 * 4 == 131072
 
 
 def test_longrope_keeps_the_length_and_defaults_to_the_original(tmp_path):
     # Phi-3-mini-128k style: max_position_embeddings 131072, original 4096 at the top level.
-    p = _rope_config(tmp_path, {"type": "longrope", "long_factor": [1.0], "short_factor": [1.0]},
-                     max_position_embeddings=131072, original_max_position_embeddings=4096)
+    p = _rope_config(
+        tmp_path,
+        {"type": "longrope", "long_factor": [1.0], "short_factor": [1.0]},
+        max_position_embeddings=131072,
+        original_max_position_embeddings=4096,
+    )
     assert p["effective_context"] == 131072
     assert p["default_max_model_len"] == 4096
 
@@ -409,8 +443,9 @@ def test_smallest_length_key_wins(tmp_path):
 
 def test_generation_defaults_are_returned(tmp_path):
     path = copy_fixture("Qwen__Qwen3-8B", str(tmp_path / "q"))
-    write_json(os.path.join(path, "generation_config.json"),
-               {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "transformers_version": "4.51.0"})
+    write_json(
+        os.path.join(path, "generation_config.json"), {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "transformers_version": "4.51.0"}
+    )
     assert profile_model(path)["generation_defaults"] == {"temperature": 0.6, "top_p": 0.95, "top_k": 20}
 
 
@@ -446,8 +481,7 @@ def test_missing_field_is_named(tmp_path):
     write_json(str(tmp_path / "config.json"), {"num_attention_heads": 8, "hidden_size": 512})
     with pytest.raises(ModelProfileError) as err:
         profile_model(str(tmp_path))
-    assert str(err.value) == "%s: missing required field 'num_hidden_layers' (nor num_layers, n_layer)" % (
-        tmp_path / "config.json")
+    assert str(err.value) == "%s: missing required field 'num_hidden_layers' (nor num_layers, n_layer)" % (tmp_path / "config.json")
 
 
 def test_missing_field_in_text_config_names_the_section(tmp_path):
@@ -470,8 +504,9 @@ def test_truncated_safetensors_header(tmp_path):
         handle.write(b'{"model.norm.weight": {"dtype": "BF16"')  # 38 of the promised 500 bytes
     with pytest.raises(ModelProfileError) as err:
         profile_model(path)
-    assert str(err.value).startswith(shard + ": truncated or corrupt safetensors header: it claims 500 bytes, "
-                                             "but the file holds 38 after the 8-byte length")
+    assert str(err.value).startswith(
+        shard + ": truncated or corrupt safetensors header: it claims 500 bytes, but the file holds 38 after the 8-byte length"
+    )
 
 
 def test_file_shorter_than_the_length_prefix(tmp_path):
@@ -520,7 +555,7 @@ def test_yarn_without_original_length(tmp_path):
 
 def test_unknown_dtype_override(tmp_path):
     with pytest.raises(ValueError, match="unknown dtype 'int3'"):
-        _profile("Qwen__Qwen3-8B", dtype="int3")
+        fixture_profile("Qwen__Qwen3-8B", dtype="int3")
 
 
 def test_profile_is_json_serialisable():
@@ -531,8 +566,11 @@ def test_profile_is_json_serialisable():
 
 def test_config_only_copy_is_reported(tmp_path):
     path = copy_fixture("Qwen__Qwen3-8B", str(tmp_path / "q"))
-    write_index(path, {"model.norm.weight": "model-00001-of-00002.safetensors",
-                       "lm_head.weight": "model-00002-of-00002.safetensors"}, total_size=16_381_470_720)
+    write_index(
+        path,
+        {"model.norm.weight": "model-00001-of-00002.safetensors", "lm_head.weight": "model-00002-of-00002.safetensors"},
+        total_size=16_381_470_720,
+    )
     p = profile_model(path)
     assert p["weights_bytes"] == 16_381_470_720 and p["weights_files"] == 0
     assert any("none of the 2 shard file(s)" in w for w in p["warnings"])

@@ -58,9 +58,23 @@ def parser_for(name):
 
 def row(chip):
     """The hand-checkable fields of a chip, in table order."""
-    return (chip["npu_id"], chip["chip_id"], chip["logic_id"], chip["phy_id"], chip["name"], chip["health"],
-            chip["power_w"], chip["temp_c"], chip["aicore_pct"], chip["bus_id"], chip["memory_used_mb"],
-            chip["memory_total_mb"], chip["memory_kind"], chip["hugepages_used"], chip["hugepages_total"])
+    return (
+        chip["npu_id"],
+        chip["chip_id"],
+        chip["logic_id"],
+        chip["phy_id"],
+        chip["name"],
+        chip["health"],
+        chip["power_w"],
+        chip["temp_c"],
+        chip["aicore_pct"],
+        chip["bus_id"],
+        chip["memory_used_mb"],
+        chip["memory_total_mb"],
+        chip["memory_kind"],
+        chip["hugepages_used"],
+        chip["hugepages_total"],
+    )
 
 
 def busy(chips):
@@ -99,151 +113,379 @@ def test_every_info_table_has_hand_checked_values(name):
 #  busy chips, chips whose processes the output does not report)
 EXPECTED = {
     "info-310-1npu-23.0.0-01.txt": (
-        "23.0.0", "23.0.0", "310", 1,
-        (0, 0, 0, None, "310", "OK", 12.8, 61, 0, "0000:01:00.0", 577, 7759, "DDR", 0, 969), None, {}, []),
+        "23.0.0",
+        "23.0.0",
+        "310",
+        1,
+        (0, 0, 0, None, "310", "OK", 12.8, 61, 0, "0000:01:00.0", 577, 7759, "DDR", 0, 969),
+        None,
+        {},
+        [],
+    ),
     "info-310b4-1npu-23.0.rc3-01.txt": (
-        "23.0.rc3", "23.0.rc3", "310", 1,
-        (0, 0, 0, None, "310B4", "OK", 7.2, 37, 0, None, 1797, 3513, "DDR", 15, 15), None, {}, [(0, 0)]),
+        "23.0.rc3",
+        "23.0.rc3",
+        "310",
+        1,
+        (0, 0, 0, None, "310B4", "OK", 7.2, 37, 0, None, 1797, 3513, "DDR", 15, 15),
+        None,
+        {},
+        [(0, 0)],
+    ),
     "info-310b4-1npu-23.0.rc3-02-narrow.txt": (
-        "23.0.rc3", "23.0.rc3", "310", 1,
-        (0, 0, 0, None, "310B4", "OK", 7.7, 54, 0, None, 2166, 3513, "DDR", 15, 15), None, {}, [(0, 0)]),
+        "23.0.rc3",
+        "23.0.rc3",
+        "310",
+        1,
+        (0, 0, 0, None, "310B4", "OK", 7.7, 54, 0, None, 2166, 3513, "DDR", 15, 15),
+        None,
+        {},
+        [(0, 0)],
+    ),
     "info-310p3-1npu-22.0.0-fw22.0.2-01.txt": (
-        "22.0.0", "22.0.2", "310", 1,
-        (0, 0, 0, None, "310P3", "OK", 16.5, 55, 0, "0000:5E:00.0", 931, 21534, "DDR", 0, 0), None, {}, [(0, 0)]),
+        "22.0.0",
+        "22.0.2",
+        "310",
+        1,
+        (0, 0, 0, None, "310P3", "OK", 16.5, 55, 0, "0000:5E:00.0", 931, 21534, "DDR", 0, 0),
+        None,
+        {},
+        [(0, 0)],
+    ),
     "info-310p3-1npu-22.0.0-fw22.0.2-02.txt": (
-        "22.0.0", "22.0.2", "310", 1,
-        (0, 0, 0, None, "310P3", "OK", 17.0, 56, 0, "0000:AF:00.0", 934, 23054, "DDR", 0, 0), None, {}, [(0, 0)]),
+        "22.0.0",
+        "22.0.2",
+        "310",
+        1,
+        (0, 0, 0, None, "310P3", "OK", 17.0, 56, 0, "0000:AF:00.0", 934, 23054, "DDR", 0, 0),
+        None,
+        {},
+        [(0, 0)],
+    ),
     "info-310p3-1npu-22.0.0-fw22.0.2-03-hugepages.txt": (
-        "22.0.0", "22.0.2", "310", 1,
-        (0, 0, 0, None, "310P3", "OK", 16.3, 53, 0, "0000:86:00.0", 4060, 21534, "DDR", 1236, 1236), None, {}, [(0, 0)]),
+        "22.0.0",
+        "22.0.2",
+        "310",
+        1,
+        (0, 0, 0, None, "310P3", "OK", 16.3, 53, 0, "0000:86:00.0", 4060, 21534, "DDR", 1236, 1236),
+        None,
+        {},
+        [(0, 0)],
+    ),
     "info-310p3-1npu-22.0.0-fw22.0.3-01.txt": (
-        "22.0.0", "22.0.3", "310", 1,
-        (0, 0, 0, None, "310P3", "OK", 17.1, 56, 0, "0000:86:00.0", 3292, 21527, "DDR", 0, 0), None, {}, [(0, 0)]),
+        "22.0.0",
+        "22.0.3",
+        "310",
+        1,
+        (0, 0, 0, None, "310P3", "OK", 17.1, 56, 0, "0000:86:00.0", 3292, 21527, "DDR", 0, 0),
+        None,
+        {},
+        [(0, 0)],
+    ),
     "info-310p3-1npu-22.0.2-fw22.0.4-01.txt": (
-        "22.0.2", "22.0.4", "310", 1,
-        (2144, 0, 0, None, "310P3", "OK", None, 47, 0, "0000:86:00.0", 1807, 21527, "DDR", 0, 0), None, {}, [(2144, 0)]),
+        "22.0.2",
+        "22.0.4",
+        "310",
+        1,
+        (2144, 0, 0, None, "310P3", "OK", None, 47, 0, "0000:86:00.0", 1807, 21527, "DDR", 0, 0),
+        None,
+        {},
+        [(2144, 0)],
+    ),
     "info-310p3-1npu-24.1.rc3.1-01.txt": (
-        "24.1.rc3.1", "24.1.rc3.1", "310", 1,
-        (96, 0, 0, None, "310P3", "OK", None, 46, 0, "0000:04:00.0", 1836, 21527, "DDR", 0, 0), None, {}, []),
+        "24.1.rc3.1",
+        "24.1.rc3.1",
+        "310",
+        1,
+        (96, 0, 0, None, "310P3", "OK", None, 46, 0, "0000:04:00.0", 1836, 21527, "DDR", 0, 0),
+        None,
+        {},
+        [],
+    ),
     "info-310p3-1npu-25.5.2-01-anonymized-busid.txt": (
-        "25.5.2", "25.5.2", "310", 1,
-        (32896, 0, 0, None, "310P3", "OK", None, 54, 0, "0000:00:00.0", 1904, 44213, "DDR", 0, 0), None, {}, []),
+        "25.5.2",
+        "25.5.2",
+        "310",
+        1,
+        (32896, 0, 0, None, "310P3", "OK", None, 54, 0, "0000:00:00.0", 1904, 44213, "DDR", 0, 0),
+        None,
+        {},
+        [],
+    ),
     "info-310p3-2npu-noheader-01.txt": (
-        None, None, "310", 2,
+        None,
+        None,
+        "310",
+        2,
         (0, 0, 0, None, "310P3", "OK", 15.8, 42, 0, "0000:82:00.0", 1074, 21534, "DDR", 0, 0),
-        (1, 0, 1, None, "310P3", "OK", 15.4, 43, 0, "0000:89:00.0", 1070, 21534, "DDR", 0, 0), {}, [(0, 0), (1, 0)]),
+        (1, 0, 1, None, "310P3", "OK", 15.4, 43, 0, "0000:89:00.0", 1070, 21534, "DDR", 0, 0),
+        {},
+        [(0, 0), (1, 0)],
+    ),
     "info-310p3-duo-2chip-24.1.rc2-01.txt": (
-        "24.1.rc2", "24.1.rc2", "310", 2,
+        "24.1.rc2",
+        "24.1.rc2",
+        "310",
+        2,
         (1792, 0, 0, None, "310P3", "OK", None, 36, 0, "0000:07:00.0", 1821, 44280, "DDR", 0, 0),
-        (1792, 1, 1, None, "310P3", "OK", None, 36, 0, "0000:07:00.0", 1041, 43693, "DDR", 0, 0), {}, []),
+        (1792, 1, 1, None, "310P3", "OK", None, 36, 0, "0000:07:00.0", 1041, 43693, "DDR", 0, 0),
+        {},
+        [],
+    ),
     "info-310p3-duo-4card-8chip-24.1.0.1-01.txt": (
-        "24.1.0.1", "24.1.0.1", "310", 8,
+        "24.1.0.1",
+        "24.1.0.1",
+        "310",
+        8,
         (1536, 0, 0, None, "310P3", "OK", None, 51, 0, "0000:06:00.0", 1596, 44280, "DDR", 0, 0),
-        (2304, 1, 7, None, "310P3", "OK", None, 50, 0, "0000:09:00.0", 1278, 43693, "DDR", 0, 0), {}, []),
+        (2304, 1, 7, None, "310P3", "OK", None, 50, 0, "0000:09:00.0", 1278, 43693, "DDR", 0, 0),
+        {},
+        [],
+    ),
     "info-910a-1npu-23.0.rc3-01-warning.txt": (
-        "23.0.rc3", "23.0.rc3", "a2", 1,
-        (1, 0, None, None, "910A", "Warning", 69.6, 35, 0, "0000:81:00.0", 1, 32768, "HBM", 0, 0), None, {}, []),
+        "23.0.rc3",
+        "23.0.rc3",
+        "a2",
+        1,
+        (1, 0, None, None, "910A", "Warning", 69.6, 35, 0, "0000:81:00.0", 1, 32768, "HBM", 0, 0),
+        None,
+        {},
+        [],
+    ),
     "info-910b1-8npu-23.0.rc2-01-elided.txt": (
-        "23.0.rc2", "23.0.rc2", "a2", 3,
+        "23.0.rc2",
+        "23.0.rc2",
+        "a2",
+        3,
         (0, 0, None, None, "910B1", "OK", 88.4, 46, 0, "0000:C1:00.0", 4175, 65536, "HBM", 0, 0),
-        (7, 0, None, None, "910B1", "OK", 92.7, 48, 0, "0000:42:00.0", 4174, 65536, "HBM", 0, 0), {}, [(0, 0), (1, 0), (7, 0)]),
+        (7, 0, None, None, "910B1", "OK", 92.7, 48, 0, "0000:42:00.0", 4174, 65536, "HBM", 0, 0),
+        {},
+        [(0, 0), (1, 0), (7, 0)],
+    ),
     "info-910b1-8npu-23.0.rc2.b090-01-elided.txt": (
-        "23.0.rc2.b090", "23.0.rc2.b090", "a2", 2,
+        "23.0.rc2.b090",
+        "23.0.rc2.b090",
+        "a2",
+        2,
         (0, 0, None, None, "910B1", "OK", 327.1, 54, 57, "0000:C1:00.0", 64293, 65536, "HBM", 0, 0),
         (7, 0, None, None, "910B1", "OK", 451.6, 76, 68, "0000:42:00.0", 64114, 65536, "HBM", 0, 0),
-        {(0, 0): [(2441447, "python", 59618)], (7, 0): [(2441454, "python", 59802)]}, []),
+        {(0, 0): [(2441447, "python", 59618)], (7, 0): [(2441454, "python", 59802)]},
+        [],
+    ),
     "info-910b1-8npu-24.1.0-01.txt": (
-        "24.1.0", "24.1.0", "a2", 8,
+        "24.1.0",
+        "24.1.0",
+        "a2",
+        8,
         (0, 0, None, None, "910B1", "OK", 93.1, 36, 0, "0000:C1:00.0", 3418, 65536, "HBM", 0, 0),
-        (7, 0, None, None, "910B1", "OK", 94.0, 36, 0, "0000:42:00.0", 3404, 65536, "HBM", 0, 0), {}, []),
+        (7, 0, None, None, "910B1", "OK", 94.0, 36, 0, "0000:42:00.0", 3404, 65536, "HBM", 0, 0),
+        {},
+        [],
+    ),
     "info-910b2-8npu-24.1.1-01.txt": (
-        "24.1.1", "24.1.1", "a2", 8,
+        "24.1.1",
+        "24.1.1",
+        "a2",
+        8,
         (0, 0, None, None, "910B2", "OK", 86.9, 42, 0, "0000:C1:00.0", 3532, 65536, "HBM", 0, 0),
-        (7, 0, None, None, "910B2", "OK", 95.7, 43, 0, "0000:42:00.0", 3402, 65536, "HBM", 0, 0), {},
-        [(n, 0) for n in range(8)]),
+        (7, 0, None, None, "910B2", "OK", 95.7, 43, 0, "0000:42:00.0", 3402, 65536, "HBM", 0, 0),
+        {},
+        [(n, 0) for n in range(8)],
+    ),
     "info-910b2c-2npu-23.0.2.1-01-trailing-space.txt": (
-        "23.0.2.1", "23.0.2.1", "a2", 2,
+        "23.0.2.1",
+        "23.0.2.1",
+        "a2",
+        2,
         (0, 0, None, None, "910B2C", "OK", 88.6, 51, 0, "0000:5A:00.0", 20701, 65536, "HBM", 0, 0),
         (1, 0, None, None, "910B2C", "OK", 99.6, 50, 0, "0000:19:00.0", 20687, 65536, "HBM", 0, 0),
-        {(0, 0): [(124528, "python3.8", 17400)]}, [(1, 0)]),
+        {(0, 0): [(124528, "python3.8", 17400)]},
+        [(1, 0)],
+    ),
     "info-910b3-4npu-24.1.rc2-01.txt": (
-        "24.1.rc2", "24.1.rc2", "a2", 4,
+        "24.1.rc2",
+        "24.1.rc2",
+        "a2",
+        4,
         (4, 0, None, None, "910B3", "OK", 96.6, 54, 0, "0000:01:00.0", 13281, 65536, "HBM", 0, 0),
         (7, 0, None, None, "910B3", "OK", 103.6, 54, 0, "0000:42:00.0", 3369, 65536, "HBM", 0, 0),
-        {(4, 0): [(17011, "python", 9963)], (5, 0): [(17544, "python", 9942)]}, []),
+        {(4, 0): [(17011, "python", 9963)], (5, 0): [(17544, "python", 9942)]},
+        [],
+    ),
     "info-910b3-8npu-23.0.7-01.txt": (
-        "23.0.7", "23.0.7", "a2", 8,
+        "23.0.7",
+        "23.0.7",
+        "a2",
+        8,
         (0, 0, None, None, "910B3", "OK", 98.3, 43, 0, "0000:C1:00.0", 59985, 65536, "HBM", 0, 0),
         (7, 0, None, None, "910B3", "OK", 92.1, 49, 0, "0000:42:00.0", 3350, 65536, "HBM", 0, 0),
-        {(0, 0): [(49943, None, 56681)], (1, 0): [(49944, None, 56681)], (2, 0): [(49945, None, 56681)],
-         (3, 0): [(49946, None, 56681)]}, []),
+        {(0, 0): [(49943, None, 56681)], (1, 0): [(49944, None, 56681)], (2, 0): [(49945, None, 56681)], (3, 0): [(49946, None, 56681)]},
+        [],
+    ),
     "info-910b3-8npu-24.1.rc2-02.txt": (
-        "24.1.rc2", "24.1.rc2", "a2", 8,
+        "24.1.rc2",
+        "24.1.rc2",
+        "a2",
+        8,
         (0, 0, None, None, "910B3", "OK", 94.6, 37, 0, "0000:C1:00.0", 3359, 65536, "HBM", 0, 0),
-        (7, 0, None, None, "910B3", "OK", 94.8, 41, 0, "0000:42:00.0", 3350, 65536, "HBM", 0, 0), {}, []),
+        (7, 0, None, None, "910B3", "OK", 94.8, 41, 0, "0000:42:00.0", 3350, 65536, "HBM", 0, 0),
+        {},
+        [],
+    ),
     "info-910b3-8npu-24.1.rc2-03-busy.txt": (
-        "24.1.rc2", "24.1.rc2", "a2", 8,
+        "24.1.rc2",
+        "24.1.rc2",
+        "a2",
+        8,
         (0, 0, None, None, "910B3", "OK", 99.6, 42, 0, "0000:C1:00.0", 3373, 65536, "HBM", 0, 0),
         (7, 0, None, None, "910B3", "OK", 94.1, 44, 0, "0000:42:00.0", 64751, 65536, "HBM", 0, 0),
-        {(2, 0): [(1036531, None, 53312)], (3, 0): [(1036533, None, 53312)], (4, 0): [(2729266, None, 61430)],
-         (5, 0): [(2729268, None, 61430)], (6, 0): [(2729275, None, 61430)], (7, 0): [(2729282, None, 61429)]}, []),
+        {
+            (2, 0): [(1036531, None, 53312)],
+            (3, 0): [(1036533, None, 53312)],
+            (4, 0): [(2729266, None, 61430)],
+            (5, 0): [(2729268, None, 61430)],
+            (6, 0): [(2729275, None, 61430)],
+            (7, 0): [(2729282, None, 61429)],
+        },
+        [],
+    ),
     "info-910b3-8npu-25.2.0-01.txt": (
-        "25.2.0", "25.2.0", "a2", 8,
+        "25.2.0",
+        "25.2.0",
+        "a2",
+        8,
         (0, 0, None, None, "910B3", "OK", 97.9, 34, 0, "0000:C1:00.0", 3408, 65536, "HBM", 0, 0),
         (7, 0, None, None, "910B3", "OK", 95.4, 37, 0, "0000:42:00.0", 3400, 65536, "HBM", 0, 0),
-        {(2, 0): [(1333928, None, 37709)]}, []),
+        {(2, 0): [(1333928, None, 37709)]},
+        [],
+    ),
     "info-910b4-1npu-25.0.rc1.1-redacted-busid.txt": (
-        "25.0.rc1.1", "25.0.rc1.1", "a2", 1,
-        (0, 0, None, None, "910B4", "OK", 105.5, 39, 5, "xxxx:xx:xx.x", 6154, 65536, "HBM", 0, 0), None, {}, [(0, 0)]),
+        "25.0.rc1.1",
+        "25.0.rc1.1",
+        "a2",
+        1,
+        (0, 0, None, None, "910B4", "OK", 105.5, 39, 5, "xxxx:xx:xx.x", 6154, 65536, "HBM", 0, 0),
+        None,
+        {},
+        [(0, 0)],
+    ),
     "info-910b4-4npu-24.1.rc3-01.txt": (
-        "24.1.rc3", "24.1.rc3", "a2", 4,
+        "24.1.rc3",
+        "24.1.rc3",
+        "a2",
+        4,
         (0, 0, None, None, "910B4", "OK", 90.8, 39, 0, "0000:C1:00.0", 29070, 32768, "HBM", 0, 0),
         (4, 0, None, None, "910B4", "OK", 82.6, 40, 0, "0000:81:00.0", 2826, 32768, "HBM", 0, 0),
-        {(0, 0): [(5063, "python3.10", 26293)]}, []),
+        {(0, 0): [(5063, "python3.10", 26293)]},
+        [],
+    ),
     "info-910b4-8npu-24.1.rc2-01.txt": (
-        "24.1.rc2", "24.1.rc2", "a2", 8,
+        "24.1.rc2",
+        "24.1.rc2",
+        "a2",
+        8,
         (0, 0, None, None, "910B4", "OK", 99.1, 43, 0, "0000:C1:00.0", 30209, 32768, "HBM", 0, 0),
         (7, 0, None, None, "910B4", "OK", 92.0, 47, 0, "0000:42:00.0", 30207, 32768, "HBM", 0, 0),
-        {(n, 0): [(518867 + n, "mindieservice_b", 27474)] for n in range(8)}, []),
+        {(n, 0): [(518867 + n, "mindieservice_b", 27474)] for n in range(8)},
+        [],
+    ),
     "info-910b4-8npu-25.0.rc1.1-01.txt": (
-        "25.0.rc1.1", "25.0.rc1.1", "a2", 8,
+        "25.0.rc1.1",
+        "25.0.rc1.1",
+        "a2",
+        8,
         (0, 0, None, None, "910B4", "OK", 87.2, 33, 0, "0000:C1:00.0", 2654, 32768, "HBM", 0, 0),
-        (7, 0, None, None, "910B4", "OK", 81.6, 37, 0, "0000:42:00.0", 2653, 32768, "HBM", 0, 0), {}, []),
+        (7, 0, None, None, "910B4", "OK", 81.6, 37, 0, "0000:42:00.0", 2653, 32768, "HBM", 0, 0),
+        {},
+        [],
+    ),
     "info-910b4-8npu-25.2.0-01.txt": (
-        "25.2.0", "25.2.0", "a2", 8,
+        "25.2.0",
+        "25.2.0",
+        "a2",
+        8,
         (0, 0, None, None, "910B4", "OK", 84.7, 38, 0, "0000:C1:00.0", 2894, 32768, "HBM", 0, 0),
         (7, 0, None, None, "910B4", "OK", 84.9, 40, 0, "0000:42:00.0", 2659, 32768, "HBM", 0, 0),
-        {(0, 0): [(472206, "python3.9", 113)]}, []),
+        {(0, 0): [(472206, "python3.9", 113)]},
+        [],
+    ),
     "info-950pr-a5-1npu-25.7.rc1.6-01-excerpt.txt": (
-        "25.7.rc1.6", "25.7.rc1.6", "a5", 1,
-        (0, None, None, None, "Ascend950PR", "OK", 195.6, 56, 0, "0000:61:00.0", 5239, 131072, "HBM", 0, 0), None, {}, []),
+        "25.7.rc1.6",
+        "25.7.rc1.6",
+        "a5",
+        1,
+        (0, None, None, None, "Ascend950PR", "OK", 195.6, 56, 0, "0000:61:00.0", 5239, 131072, "HBM", 0, 0),
+        None,
+        {},
+        [],
+    ),
     "info-a3-ascend910-16chip-24.1.rc3.5-01.txt": (
-        "24.1.rc3.5", "24.1.rc3.5", "a3", 16,
+        "24.1.rc3.5",
+        "24.1.rc3.5",
+        "a3",
+        16,
         (0, 0, None, 0, "Ascend910", "OK", 180.2, 38, 0, "0000:9D:00.0", 3430, 65536, "HBM", 0, 0),
-        (7, 1, None, 15, "Ascend910", "OK", None, 36, 0, "0000:83:00.0", 3187, 65536, "HBM", 0, 0), {}, []),
+        (7, 1, None, 15, "Ascend910", "OK", None, 36, 0, "0000:83:00.0", 3187, 65536, "HBM", 0, 0),
+        {},
+        [],
+    ),
     "info-a3-ascend910-16chip-25.2.0-01.txt": (
-        "25.2.0", "25.2.0", "a3", 16,
+        "25.2.0",
+        "25.2.0",
+        "a3",
+        16,
         (0, 0, None, 0, "Ascend910", "OK", 211.3, 43, 7, "0000:9D:00.0", 61609, 65536, "HBM", 0, 0),
         (7, 1, None, 15, "Ascend910", "OK", None, 43, 7, "0000:83:00.0", 61631, 65536, "HBM", 0, 0),
-        {(0, 0): [(pid, None, 141) for pid in (935440, 936673, 930242, 934451, 931572, 941045, 942487, 929673)],
-         (0, 1): [(929405, None, 58780)], (1, 0): [(929673, None, 58540)], (1, 1): [(930242, None, 58780)],
-         (2, 0): [(930907, None, 58560)], (2, 1): [(931572, None, 58779)], (3, 0): [(932555, None, 58558)],
-         (3, 1): [(933405, None, 58782)], (4, 0): [(934451, None, 58520)], (4, 1): [(935440, None, 58780)],
-         (5, 0): [(936673, None, 58500)], (5, 1): [(937869, None, 58764)], (6, 0): [(939246, None, 58540)],
-         (6, 1): [(941045, None, 58782)], (7, 0): [(942487, None, 58560)], (7, 1): [(944268, None, 58782)]}, []),
+        {
+            (0, 0): [(pid, None, 141) for pid in (935440, 936673, 930242, 934451, 931572, 941045, 942487, 929673)],
+            (0, 1): [(929405, None, 58780)],
+            (1, 0): [(929673, None, 58540)],
+            (1, 1): [(930242, None, 58780)],
+            (2, 0): [(930907, None, 58560)],
+            (2, 1): [(931572, None, 58779)],
+            (3, 0): [(932555, None, 58558)],
+            (3, 1): [(933405, None, 58782)],
+            (4, 0): [(934451, None, 58520)],
+            (4, 1): [(935440, None, 58780)],
+            (5, 0): [(936673, None, 58500)],
+            (5, 1): [(937869, None, 58764)],
+            (6, 0): [(939246, None, 58540)],
+            (6, 1): [(941045, None, 58782)],
+            (7, 0): [(942487, None, 58560)],
+            (7, 1): [(944268, None, 58782)],
+        },
+        [],
+    ),
     "info-a3-ascend910-2chip-24.1.rc3.7-01.txt": (
-        "24.1.rc3.7", "24.1.rc3.7", "a3", 2,
+        "24.1.rc3.7",
+        "24.1.rc3.7",
+        "a3",
+        2,
         (2, 0, None, 4, "Ascend910", "OK", 176.3, 36, 0, "0000:95:00.0", 3411, 65536, "HBM", 0, 0),
-        (2, 1, None, 5, "Ascend910", "OK", None, 36, 0, "0000:97:00.0", 3208, 65536, "HBM", 0, 0), {}, []),
+        (2, 1, None, 5, "Ascend910", "OK", None, 36, 0, "0000:97:00.0", 3208, 65536, "HBM", 0, 0),
+        {},
+        [],
+    ),
     "info-a3-ascend910-4chip-25.2.0-02.txt": (
-        "25.2.0", "25.2.0", "a3", 4,
+        "25.2.0",
+        "25.2.0",
+        "a3",
+        4,
         (0, 0, None, 0, "Ascend910", "OK", 162.8, 37, 0, "0000:9C:00.0", 3133, 65536, "HBM", 0, 0),
         (1, 1, None, 3, "Ascend910", "OK", None, 38, 0, "0000:39:00.0", 10568, 65536, "HBM", 0, 0),
-        {(1, 1): [(990711, "python", 7746)]}, []),
+        {(1, 1): [(990711, "python", 7746)]},
+        [],
+    ),
     "info-a3-ascend910-8chip-24.1.rc3.3-01.txt": (
-        "24.1.rc3.3", "24.1.rc3.3", "a3", 8,
+        "24.1.rc3.3",
+        "24.1.rc3.3",
+        "a3",
+        8,
         (0, 0, None, 0, "Ascend910", "OK", 169.7, 41, 0, "0000:9D:00.0", 3422, 65536, "HBM", 0, 0),
-        (3, 1, None, 7, "Ascend910", "OK", None, 43, 0, "0000:93:00.0", 3204, 65536, "HBM", 0, 0), {}, []),
+        (3, 1, None, 7, "Ascend910", "OK", None, 43, 0, "0000:93:00.0", 3204, 65536, "HBM", 0, 0),
+        {},
+        [],
+    ),
 }
 
 
@@ -264,7 +506,9 @@ def test_info_table_values(name):
 def test_a3_device_nodes_follow_the_phy_id_column():
     chips = smi.parse_info(read("info-a3-ascend910-2chip-24.1.rc3.7-01.txt"))["chips"]
     assert [(c["npu_id"], c["chip_id"], c["phy_id"], c["device"], c["phy_id_source"]) for c in chips] == [
-        (2, 0, 4, "/dev/davinci4", "table"), (2, 1, 5, "/dev/davinci5", "table")]
+        (2, 0, 4, "/dev/davinci4", "table"),
+        (2, 1, 5, "/dev/davinci5", "table"),
+    ]
 
 
 def test_tables_without_phy_id_leave_device_unknown():
@@ -290,7 +534,8 @@ def test_a3_npu_ids_repeat_per_die_and_npu_ids_may_have_gaps():
 def test_info_m_910b4_with_mcu_rows():
     result = smi.parse_info_m(read("info-m-910b4-8npu-25.0.rc1.1-01.txt"))
     assert [(c["npu_id"], c["chip_id"], c["logic_id"], c["phy_id"], c["name"]) for c in result["chips"]] == [
-        (n, 0, n, None, "Ascend 910B4") for n in range(8)]
+        (n, 0, n, None, "Ascend 910B4") for n in range(8)
+    ]
     assert [(m["npu_id"], m["chip_id"], m["logic_id"], m["name"]) for m in result["mcus"]] == [(n, 1, None, "Mcu") for n in range(8)]
 
 
@@ -303,7 +548,10 @@ def test_info_m_910a_tab_indented():
 def test_info_m_a3_has_phy_ids():
     result = smi.parse_info_m(read("info-m-a3-ascend910-fixture-01-trimmed.txt"))
     assert [(c["npu_id"], c["chip_id"], c["logic_id"], c["phy_id"], c["name"]) for c in result["chips"]] == [
-        (0, 0, 0, 0, "Ascend910"), (0, 1, 1, 1, "Ascend910"), (1, 0, 2, 2, "Ascend910")]
+        (0, 0, 0, 0, "Ascend910"),
+        (0, 1, 1, 1, "Ascend910"),
+        (1, 0, 2, 2, "Ascend910"),
+    ]
     assert [(m["npu_id"], m["chip_id"], m["logic_id"], m["phy_id"]) for m in result["mcus"]] == [(0, 2, None, None)]
 
 
@@ -325,15 +573,33 @@ def test_usages():
     assert (chip["chip_id"], chip["memory_kind"], chip["memory_total_mb"], chip["ddr_total_mb"]) == (0, "HBM", 31129, 13553)
     assert (chip["aivector_pct"], chip["npu_util_pct"]) == (None, None)
     b25 = smi.parse_usages(read("usages-910b-25.5.1-fixture-01.txt"))["chips"][0]
-    assert (b25["memory_total_mb"], b25["memory_usage_pct"], b25["ctrlcpu_pct"], b25["npu_util_pct"], b25["aivector_pct"]) == (65536, 5, 6, 0, 0)
+    assert (b25["memory_total_mb"], b25["memory_usage_pct"], b25["ctrlcpu_pct"], b25["npu_util_pct"], b25["aivector_pct"]) == (
+        65536,
+        5,
+        6,
+        0,
+        0,
+    )
     b1 = smi.parse_usages(read("usages-910b1-23.0.rc2-01.txt"))["chips"][0]
     assert (b1["memory_kind"], b1["memory_total_mb"], b1["memory_usage_pct"], b1["hugepages_total"]) == ("HBM", 65536, 4, 0)
 
 
 def test_memory_vendor_example_without_chip_sections():
     result = smi.parse_memory(read("memory-atlas350-vendordoc-01.txt"))
-    assert result == {"npu_id": 0, "chips": [{"chip_id": None, "memory_kind": "HBM", "memory_total_mb": 131072, "ddr_total_mb": 0,
-                                              "hbm_total_mb": 131072, "hbm_clock_mhz": 3200, "hbm_temp_c": 63}]}
+    assert result == {
+        "npu_id": 0,
+        "chips": [
+            {
+                "chip_id": None,
+                "memory_kind": "HBM",
+                "memory_total_mb": 131072,
+                "ddr_total_mb": 0,
+                "hbm_total_mb": 131072,
+                "hbm_clock_mhz": 3200,
+                "hbm_temp_c": 63,
+            }
+        ],
+    }
 
 
 def test_key_value_outputs():
@@ -384,7 +650,10 @@ def test_help_lists_phyid_remap():
 
 
 def test_phyid_remap_vendor_example():
-    text = " Chip Physical ID            :0\n Chip Logic ID               :0\n NPU ID                      :0\n Chip ID                     :0\n"
+    text = (
+        " Chip Physical ID            :0\n Chip Logic ID               :0\n"
+        " NPU ID                      :0\n Chip ID                     :0\n"
+    )
     assert smi.parse_phyid_remap(text) == {"phy_id": 0, "logic_id": 0, "npu_id": 0, "chip_id": 0}
     with pytest.raises(NpuSmiParseError, match="Chip Physical ID"):
         smi.parse_phyid_remap(" Chip Logic ID : 0\n")
@@ -423,9 +692,11 @@ def test_na_power_on_310p_and_dash_power_on_a3_second_die():
 def test_process_memory_in_bytes_is_converted():
     header = "| NPU     Chip              | Process id    | Process name             | Process memory(MB)      |"
     line = "| 0       0                 | 472206        | python3.9                | 113                     |"
-    text = with_rows("info-910b4-8npu-25.2.0-01.txt", [header, line], [
-        header.replace("Process memory(MB)", "Process memory(B) "),
-        line.replace("113      ", "118489088")])
+    text = with_rows(
+        "info-910b4-8npu-25.2.0-01.txt",
+        [header, line],
+        [header.replace("Process memory(MB)", "Process memory(B) "), line.replace("113      ", "118489088")],
+    )
     assert busy(smi.parse_info(text)["chips"]) == {(0, 0): [(472206, "python3.9", 113)]}
 
 
@@ -456,8 +727,21 @@ def test_empty_output(text):
     assert "printed nothing" in str(error.value)
 
 
-@pytest.mark.parametrize("parser", [smi.parse_info, smi.parse_info_m, smi.parse_info_l, smi.parse_memory, smi.parse_usages, smi.parse_topo,
-                                    smi.parse_info_help, smi.parse_phyid_remap, smi.parse_health, smi.parse_info_type])
+@pytest.mark.parametrize(
+    "parser",
+    [
+        smi.parse_info,
+        smi.parse_info_m,
+        smi.parse_info_l,
+        smi.parse_memory,
+        smi.parse_usages,
+        smi.parse_topo,
+        smi.parse_info_help,
+        smi.parse_phyid_remap,
+        smi.parse_health,
+        smi.parse_info_type,
+    ],
+)
 def test_garbage_names_its_first_line(parser):
     garbage = "\n\x00\x1b[31mSegmentation fault (core dumped)\nbye\n"
     with pytest.raises(NpuSmiParseError) as error:
@@ -545,8 +829,13 @@ def test_merge_with_info_m_fills_logic_ids():
 
 def test_merge_info_m_is_authoritative_for_the_310_device_column():
     table = smi.parse_info(read("info-310p3-2npu-noheader-01.txt"))
-    mapping = {"chips": [{"npu_id": 0, "chip_id": 0, "logic_id": 5, "phy_id": None, "name": "Ascend 310P3"},
-                         {"npu_id": 1, "chip_id": 0, "logic_id": 6, "phy_id": None, "name": "Ascend 310P3"}], "mcus": []}
+    mapping = {
+        "chips": [
+            {"npu_id": 0, "chip_id": 0, "logic_id": 5, "phy_id": None, "name": "Ascend 310P3"},
+            {"npu_id": 1, "chip_id": 0, "logic_id": 6, "phy_id": None, "name": "Ascend 310P3"},
+        ],
+        "mcus": [],
+    }
     assert [c["logic_id"] for c in smi.merge_chip_map(table["chips"], mapping)] == [5, 6]
 
 
@@ -569,19 +858,29 @@ def test_merge_detects_chips_missing_from_either_side():
 
 def test_merge_detects_contradicting_phy_ids():
     a3 = smi.parse_info(read("info-a3-ascend910-2chip-24.1.rc3.7-01.txt"))["chips"]
-    mapping = {"chips": [{"npu_id": 2, "chip_id": 0, "logic_id": 0, "phy_id": 4, "name": "Ascend910"},
-                         {"npu_id": 2, "chip_id": 1, "logic_id": 1, "phy_id": 9, "name": "Ascend910"}], "mcus": []}
+    mapping = {
+        "chips": [
+            {"npu_id": 2, "chip_id": 0, "logic_id": 0, "phy_id": 4, "name": "Ascend910"},
+            {"npu_id": 2, "chip_id": 1, "logic_id": 1, "phy_id": 9, "name": "Ascend910"},
+        ],
+        "mcus": [],
+    }
     with pytest.raises(NpuSmiMismatchError, match="Phy-ID 5, info -m says 9"):
         smi.merge_chip_map(a3, mapping)
 
 
 def test_phyid_remap_sets_devices():
     table = smi.parse_info(read("info-910b4-4npu-24.1.rc3-01.txt"))["chips"]
-    remaps = [{"phy_id": phy, "logic_id": logic, "npu_id": npu, "chip_id": 0} for logic, (npu, phy) in enumerate([(0, 0), (1, 1), (3, 3), (4, 4)])]
+    remaps = [
+        {"phy_id": phy, "logic_id": logic, "npu_id": npu, "chip_id": 0} for logic, (npu, phy) in enumerate([(0, 0), (1, 1), (3, 3), (4, 4)])
+    ]
     chips = smi.apply_phyid_remap(table, remaps)
     assert [(c["npu_id"], c["phy_id"], c["phy_id_source"], c["device"]) for c in chips] == [
-        (0, 0, "phyid-remap", "/dev/davinci0"), (1, 1, "phyid-remap", "/dev/davinci1"),
-        (3, 3, "phyid-remap", "/dev/davinci3"), (4, 4, "phyid-remap", "/dev/davinci4")]
+        (0, 0, "phyid-remap", "/dev/davinci0"),
+        (1, 1, "phyid-remap", "/dev/davinci1"),
+        (3, 3, "phyid-remap", "/dev/davinci3"),
+        (4, 4, "phyid-remap", "/dev/davinci4"),
+    ]
 
 
 def test_phyid_remap_contradicting_a_logic_id():
@@ -600,10 +899,19 @@ def test_davinci_path():
 
 A3_PROFILE = {
     "description": "emulated A3, 2 NPUs x 2 dies (test-only profile)",
-    "layout": "a3", "chip_name": "Ascend910", "npu_count": 2, "chips_per_npu": 2, "mcu_rows": True,
-    "memory_kind": "HBM", "memory_mb": 65536, "idle_used_mb": 3133, "npu_smi_version": "25.2.0",
-    "chip_overrides": {3: {"used_mb": 10568, "processes": [{"pid": 990711, "name": "python", "memory_mb": 7746}]},
-                       1: {"health": "Warning"}},
+    "layout": "a3",
+    "chip_name": "Ascend910",
+    "npu_count": 2,
+    "chips_per_npu": 2,
+    "mcu_rows": True,
+    "memory_kind": "HBM",
+    "memory_mb": 65536,
+    "idle_used_mb": 3133,
+    "npu_smi_version": "25.2.0",
+    "chip_overrides": {
+        3: {"used_mb": 10568, "processes": [{"pid": 990711, "name": "python", "memory_mb": 7746}]},
+        1: {"health": "Warning"},
+    },
 }
 
 
@@ -618,8 +926,14 @@ def profile(request, tmp_path_factory):
 
 def emulate(profile_path, *args):
     env = dict(os.environ, NPU_EMULATOR_PROFILE_FILE=profile_path)
-    done = subprocess.run([sys.executable, EMULATOR] + list(args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, check=False)
+    done = subprocess.run(
+        [sys.executable, EMULATOR] + list(args),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        universal_newlines=True,
+        check=False,
+    )
     return done.returncode, done.stdout
 
 
@@ -632,9 +946,18 @@ def expected_chips(profile):
         override = overrides.get(index, {})
         npu_id, chip_id = npu_ids[index // profile.get("chips_per_npu", 1)], index % profile.get("chips_per_npu", 1)
         processes = [(p["pid"], p.get("name") or None, p["memory_mb"]) for p in override.get("processes", [])]
-        chips.append((npu_id, chip_id, profile["chip_name"], override.get("health", "OK"),
-                      override.get("used_mb", profile.get("idle_used_mb", 2654)), override.get("memory_mb", profile["memory_mb"]),
-                      profile.get("memory_kind", "HBM"), processes))
+        chips.append(
+            (
+                npu_id,
+                chip_id,
+                profile["chip_name"],
+                override.get("health", "OK"),
+                override.get("used_mb", profile.get("idle_used_mb", 2654)),
+                override.get("memory_mb", profile["memory_mb"]),
+                profile.get("memory_kind", "HBM"),
+                processes,
+            )
+        )
     return chips
 
 
@@ -645,8 +968,19 @@ def test_emulator_info_matches_its_profile(profile):
     assert rc == 0
     result = smi.parse_info(out)
     assert result["npu_smi_version"] == str(spec["npu_smi_version"])
-    got = [(c["npu_id"], c["chip_id"], c["name"], c["health"], c["memory_used_mb"], c["memory_total_mb"], c["memory_kind"],
-            [(p["pid"], p["name"], p["memory_mb"]) for p in c["processes"]]) for c in result["chips"]]
+    got = [
+        (
+            c["npu_id"],
+            c["chip_id"],
+            c["name"],
+            c["health"],
+            c["memory_used_mb"],
+            c["memory_total_mb"],
+            c["memory_kind"],
+            [(p["pid"], p["name"], p["memory_mb"]) for p in c["processes"]],
+        )
+        for c in result["chips"]
+    ]
     assert got == expected_chips(spec)
     if spec.get("power_na"):
         assert {c["power_w"] for c in result["chips"]} == {None}
@@ -694,7 +1028,8 @@ def test_emulator_memory_and_usages(profile):
     usages = smi.parse_usages(emulate(profile, "info", "-t", "usages", "-i", str(npu_id))[1])
     assert usages["chip_count"] == len(rows)
     assert [(c["chip_id"], c["memory_total_mb"], c["memory_usage_pct"]) for c in usages["chips"]] == [
-        (r[1], r[5], int(round(100.0 * r[4] / r[5]))) for r in rows]
+        (r[1], r[5], int(round(100.0 * r[4] / r[5]))) for r in rows
+    ]
     rc, out = emulate(profile, "info", "-t", "memory", "-i", "12345")
     assert rc != 0
     with pytest.raises(NpuSmiParseError, match="Invalid card id"):

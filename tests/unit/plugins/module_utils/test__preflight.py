@@ -34,8 +34,7 @@ def codes(verdict, severity=None):
 
 
 def test_healthy_host_passes_with_every_chip(tmp_path, monkeypatch, capsys):
-    verdict = evaluate_host(discovered(tmp_path, monkeypatch, capsys, profile_named("a2-910b4-8x32g")),
-                            require_ascend_runtime=True)
+    verdict = evaluate_host(discovered(tmp_path, monkeypatch, capsys, profile_named("a2-910b4-8x32g")), require_ascend_runtime=True)
     assert verdict["ok"] is True
     assert verdict["problems"] == []
     assert verdict["usable_devices"] == ["/dev/davinci%d" % n for n in range(8)]
@@ -117,8 +116,11 @@ def test_missing_nnal_is_a_warning_and_missing_cann_an_error(tmp_path, monkeypat
 
 
 def test_discovery_failure_and_docker_failure_are_both_reported():
-    verdict = evaluate_host(None, npu_error="npu-smi info exited 2: dcmi module initialize failed. ret is -8005",
-                            docker_error="Error connecting: Error while fetching server API version")
+    verdict = evaluate_host(
+        None,
+        npu_error="npu-smi info exited 2: dcmi module initialize failed. ret is -8005",
+        docker_error="Error connecting: Error while fetching server API version",
+    )
     assert verdict["error_codes"] == ["DOCKER_UNAVAILABLE", "NPU_DISCOVERY_FAILED"]
     assert "-8005" in verdict["problems"][0]["message"]
     assert verdict["usable_devices"] == []
@@ -130,13 +132,16 @@ def test_a_host_without_chips_is_an_error(tmp_path, monkeypatch, capsys):
     assert evaluate_host(npu)["error_codes"] == ["NO_NPU_FOUND"]
 
 
-@pytest.mark.parametrize("cann, nnal, same", [
-    ("8.5.0", "8.5.0", True),
-    ("8.3.RC2", "8.3.rc2", True),
-    ("8.2.RC1", "8.2.RC1.B080", True),
-    ("8.5.0", "8.1.RC1", False),
-    ("8.1.RC1", "8.2.RC1", False),
-])
+@pytest.mark.parametrize(
+    "cann, nnal, same",
+    [
+        ("8.5.0", "8.5.0", True),
+        ("8.3.RC2", "8.3.rc2", True),
+        ("8.2.RC1", "8.2.RC1.B080", True),
+        ("8.5.0", "8.1.RC1", False),
+        ("8.1.RC1", "8.2.RC1", False),
+    ],
+)
 def test_release_line(cann, nnal, same):
     assert (release_line(cann) == release_line(nnal)) is same
 
@@ -150,8 +155,13 @@ def test_newer_nnal_than_cann_is_named_so(tmp_path, monkeypatch, capsys):
 
 def test_missing_requests_on_the_host_is_named_as_such():
     # The message community.docker's modules fail with when `requests` cannot be imported.
-    verdict = evaluate_host(None, npu_error="not run", docker_error=(
-        "Failed to import the required Python library (requests) on npu-a2-01's Python /usr/bin/python3. "
-        "Please read the module documentation and install it in the appropriate location."))
+    verdict = evaluate_host(
+        None,
+        npu_error="not run",
+        docker_error=(
+            "Failed to import the required Python library (requests) on npu-a2-01's Python /usr/bin/python3. "
+            "Please read the module documentation and install it in the appropriate location."
+        ),
+    )
     assert "DOCKER_PYTHON_REQUESTS_MISSING" in verdict["error_codes"]
     assert "DOCKER_UNAVAILABLE" not in verdict["error_codes"]

@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+from ansible_collections.npu.fleet.plugins.module_utils._listen_ports import parse_ss_listening
 from ansible_collections.npu.fleet.plugins.modules import npu_facts
 
 from emulated_host import EMULATOR_DIR, dev_dir, emulated_host, executable, profile_named, run
@@ -24,10 +25,23 @@ FIXTURES = os.path.join(REPO, "tests", "unit", "fixtures", "npu-smi")
 PROFILES = sorted(name[:-4] for name in os.listdir(os.path.join(EMULATOR_DIR, "profiles")) if name.endswith(".yml"))
 
 A3_PROFILE = {
-    "layout": "a3", "chip_name": "Ascend910", "npu_count": 2, "chips_per_npu": 2, "mcu_rows": True,
-    "memory_kind": "HBM", "memory_mb": 65536, "idle_used_mb": 3133, "npu_smi_version": "25.2.0",
-    "driver_version": "25.2.0", "firmware_version": "7.7.0.6.201", "cann_version": "8.3.RC2", "nnal_version": "8.3.RC2",
-    "arch": "aarch64", "fwkacllib": False, "dcmi": True, "ascend_docker_runtime": {"installed": False},
+    "layout": "a3",
+    "chip_name": "Ascend910",
+    "npu_count": 2,
+    "chips_per_npu": 2,
+    "mcu_rows": True,
+    "memory_kind": "HBM",
+    "memory_mb": 65536,
+    "idle_used_mb": 3133,
+    "npu_smi_version": "25.2.0",
+    "driver_version": "25.2.0",
+    "firmware_version": "7.7.0.6.201",
+    "cann_version": "8.3.RC2",
+    "nnal_version": "8.3.RC2",
+    "arch": "aarch64",
+    "fwkacllib": False,
+    "dcmi": True,
+    "ascend_docker_runtime": {"installed": False},
     "chip_overrides": {2: {"health": "Critical"}},
 }
 
@@ -59,14 +73,19 @@ def script_npu_smi(tmp_path, answers):
         "rc, out, err = answers[key]\n"
         "sys.stdout.write(out)\n"
         "sys.stderr.write(err)\n"
-        "sys.exit(rc)\n" % (sys.executable, str(tmp_path / "npu-smi.calls"), str(table)))
+        "sys.exit(rc)\n" % (sys.executable, str(tmp_path / "npu-smi.calls"), str(table))
+    )
     return executable(tmp_path / "npu-smi", body)
 
 
 def remap_answer(phy, logic, npu, chip):
     """phyid-remap output in the shape of the npu-smi reference example."""
-    return (0, " Chip Physical ID            :%d\n Chip Logic ID               :%d\n NPU ID                      :%d\n"
-               " Chip ID                     :%d\n" % (phy, logic, npu, chip), "")
+    return (
+        0,
+        " Chip Physical ID            :%d\n Chip Logic ID               :%d\n NPU ID                      :%d\n"
+        " Chip ID                     :%d\n" % (phy, logic, npu, chip),
+        "",
+    )
 
 
 @pytest.fixture
@@ -105,7 +124,8 @@ def test_facts_of_an_emulated_host(tmp_path, monkeypatch, capsys, warned, name):
         assert chip["memory_total_mb"] == override.get("memory_mb", profile["memory_mb"])
         assert chip["memory_used_mb"] == override.get("used_mb", profile["idle_used_mb"])
         assert [(p["pid"], p["name"], p["memory_mb"]) for p in chip["processes"]] == [
-            (p["pid"], p["name"], p["memory_mb"]) for p in override.get("processes", [])]
+            (p["pid"], p["name"], p["memory_mb"]) for p in override.get("processes", [])
+        ]
     assert facts["driver_version"] == str(profile["driver_version"])
     assert facts["firmware_version"] == str(profile["firmware_version"])
     assert facts["cann_version"] == str(profile["cann_version"])
@@ -136,8 +156,11 @@ def test_a3_host_needs_no_phyid_remap(tmp_path, monkeypatch, capsys):
     facts = run(capsys, args)["ansible_facts"]["npu"]
     assert facts["npu_smi_layout"] == "a3"
     assert [(c["npu_id"], c["chip_id"], c["phy_id"], c["phy_id_source"], c["device"], c["health"]) for c in facts["chips"]] == [
-        (0, 0, 0, "table", "/dev/davinci0", "OK"), (0, 1, 1, "table", "/dev/davinci1", "OK"),
-        (1, 0, 2, "table", "/dev/davinci2", "Critical"), (1, 1, 3, "table", "/dev/davinci3", "OK")]
+        (0, 0, 0, "table", "/dev/davinci0", "OK"),
+        (0, 1, 1, "table", "/dev/davinci1", "OK"),
+        (1, 0, 2, "table", "/dev/davinci2", "Critical"),
+        (1, 1, 3, "table", "/dev/davinci3", "OK"),
+    ]
     assert [c["power_w"] is None for c in facts["chips"]] == [False, True, False, True]
     assert call_log(tmp_path) == ["info", "info -m"]
     assert facts["driver_mounts"][facts["fwkacllib_path"]] is False
@@ -171,13 +194,16 @@ def corpus_host(tmp_path, answers):
     os.symlink("8.2.RC1", str(ascend / "ascend-toolkit" / "latest"))
     os.symlink("8.2.RC1", str(ascend / "nnal" / "atb" / "latest"))
     (ascend / "ascend-toolkit" / "8.2.RC1" / (platform.machine() + "-linux") / "lib64").mkdir(parents=True)
-    return {"npu_smi_path": script_npu_smi(tmp_path, answers), "ascend_root": str(ascend),
-            "docker_daemon_config": str(tmp_path / "absent-daemon.json"), "dev_dir": dev_dir(tmp_path, 8)}
+    return {
+        "npu_smi_path": script_npu_smi(tmp_path, answers),
+        "ascend_root": str(ascend),
+        "docker_daemon_config": str(tmp_path / "absent-daemon.json"),
+        "dev_dir": dev_dir(tmp_path, 8),
+    }
 
 
 def atlas_800i_a2_answers():
-    answers = {"info": (0, read("info-910b4-8npu-25.0.rc1.1-01.txt"), ""),
-               "info -m": (0, read("info-m-910b4-8npu-25.0.rc1.1-01.txt"), "")}
+    answers = {"info": (0, read("info-910b4-8npu-25.0.rc1.1-01.txt"), ""), "info -m": (0, read("info-m-910b4-8npu-25.0.rc1.1-01.txt"), "")}
     # A made-up wiring where physical and logic ids differ, to see which one the device follows.
     for logic in range(8):
         phy = 7 - logic
@@ -195,9 +221,23 @@ def test_facts_from_real_outputs_of_one_host(tmp_path, capsys):
     assert facts["chip_count"] == 8
     first = facts["chips"][0]
     assert first == {
-        "npu_id": 0, "chip_id": 0, "logic_id": 0, "phy_id": 7, "phy_id_source": "phyid-remap", "device": "/dev/davinci7",
-        "name": "910B4", "health": "OK", "power_w": 87.2, "temp_c": 33, "aicore_pct": 0, "bus_id": "0000:C1:00.0",
-        "memory_total_mb": 32768, "memory_used_mb": 2654, "memory_kind": "HBM", "hugepages_total": 0, "hugepages_used": 0,
+        "npu_id": 0,
+        "chip_id": 0,
+        "logic_id": 0,
+        "phy_id": 7,
+        "phy_id_source": "phyid-remap",
+        "device": "/dev/davinci7",
+        "name": "910B4",
+        "health": "OK",
+        "power_w": 87.2,
+        "temp_c": 33,
+        "aicore_pct": 0,
+        "bus_id": "0000:C1:00.0",
+        "memory_total_mb": 32768,
+        "memory_used_mb": 2654,
+        "memory_kind": "HBM",
+        "hugepages_total": 0,
+        "hugepages_used": 0,
         "processes": [],
     }
     assert [c["device"] for c in facts["chips"]] == ["/dev/davinci%d" % (7 - n) for n in range(8)]
@@ -220,7 +260,11 @@ def test_memory_is_asked_only_where_the_table_has_none(tmp_path, capsys):
     answers = atlas_800i_a2_answers()
     row = "| 0                         | 0000:C1:00.0  | 0           0    / 0          2654 / 32768         |"
     answers["info"] = (0, answers["info"][1].replace(row, row.replace("2654 / 32768", "NA   / NA   ")), "")
-    answers["info -t memory -i 0"] = (0, "\tNPU ID : 0\n\tChip Count : 1\n\n\tDDR Capacity(MB) : 0\n\tHBM Capacity(MB) : 32768\n\tChip ID : 0\n", "")
+    answers["info -t memory -i 0"] = (
+        0,
+        "\tNPU ID : 0\n\tChip Count : 1\n\n\tDDR Capacity(MB) : 0\n\tHBM Capacity(MB) : 32768\n\tChip ID : 0\n",
+        "",
+    )
     facts = run(capsys, corpus_host(tmp_path, answers))["ansible_facts"]["npu"]
     assert (facts["chips"][0]["memory_total_mb"], facts["chips"][0]["memory_used_mb"]) == (32768, None)
     assert call_log(tmp_path).count("info -t memory -i 0") == 1
@@ -261,7 +305,12 @@ def test_docker_runtime_from_real_files(tmp_path, capsys):
     with open(args["docker_daemon_config"], "w") as handle:
         handle.write(read("docker-daemon.json-ascend-01.txt"))
     facts = run(capsys, args)["ansible_facts"]["npu"]
-    assert facts["docker_runtime"] == {"installed": True, "version": "v5.0.RC3", "registered_in_daemon_json": True, "default_runtime": "ascend"}
+    assert facts["docker_runtime"] == {
+        "installed": True,
+        "version": "v5.0.RC3",
+        "registered_in_daemon_json": True,
+        "default_runtime": "ascend",
+    }
 
 
 def test_broken_daemon_json_warns(tmp_path, capsys, warned):
@@ -284,8 +333,17 @@ def test_saved_output_file(tmp_path, capsys):
     assert (facts["npu_smi_version"], facts["npu_smi_layout"], facts["chip_count"]) == ("24.1.rc2", "a2", 8)
     assert facts["chips"][2]["processes"] == [{"pid": 1036531, "name": None, "memory_mb": 53312}]
     assert (facts["chips"][7]["memory_used_mb"], facts["chips"][7]["device"]) == (64751, None)
-    for key in ("driver_version", "firmware_version", "cann_version", "cann_toolkit_home", "nnal_version", "fwkacllib_path",
-                "driver_mounts", "docker_runtime", "arch"):
+    for key in (
+        "driver_version",
+        "firmware_version",
+        "cann_version",
+        "cann_toolkit_home",
+        "nnal_version",
+        "fwkacllib_path",
+        "driver_mounts",
+        "docker_runtime",
+        "arch",
+    ):
         assert facts[key] is None, key
     assert call_log(tmp_path) == []
 
@@ -387,3 +445,19 @@ def test_no_device_nodes_warns(tmp_path, capsys, warned):
     assert {chip["device"] for chip in facts["chips"]} == {None}
     assert len(warned) == 1 and "no %s/davinci<N> node maps to NPU 0 chip 0" % args["dev_dir"] in warned[0]
     assert call_log(tmp_path) == ["info", "info -m"]
+
+
+def test_listening_ports_come_from_ss_on_the_host(tmp_path, monkeypatch, capsys, warned):
+    """A real `ss -Hltn` capture, printed by an `ss` on PATH: the ports are facts; without ss they are unknown (null)."""
+    capture = os.path.join(REPO, "tests", "unit", "fixtures", "ss", "ss-Hltn-iproute2-6.1.0-01.txt")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    executable(bin_dir / "ss", '#!/bin/sh\n[ "$1" = -Hltn ] && exec cat %s\nexit 2\n' % capture)
+    monkeypatch.setenv("PATH", "%s:%s" % (bin_dir, os.environ["PATH"]))
+    facts = run(capsys, emulated_host(tmp_path / "a", monkeypatch, profile_named("a2-910b4-8x32g")))["ansible_facts"]["npu"]
+    with open(capture, encoding="utf-8") as handle:
+        assert facts["listening_ports"] == parse_ss_listening(handle.read()) and facts["listening_ports"]
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    result = run(capsys, emulated_host(tmp_path / "b", monkeypatch, profile_named("a2-910b4-8x32g")))
+    assert result["ansible_facts"]["npu"]["listening_ports"] is None
+    assert any("ss (iproute2) not found" in warning for warning in warned)

@@ -38,16 +38,17 @@ class Admission:
                 self.active += 1
                 return
             if self.waiting >= self.queue:
-                raise Overloaded("server busy: %d generations running and %d waiting, the most it takes"
-                                 % (self.active, self.waiting), self.retry_after())
+                raise Overloaded(
+                    "server busy: %d generations running and %d waiting, the most it takes" % (self.active, self.waiting),
+                    self.retry_after(),
+                )
             self.waiting += 1
             deadline = time.monotonic() + self.queue_timeout
             try:
                 while self.active >= self.slots:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
-                        raise Overloaded("server busy: no generation slot freed within %.0f s" % self.queue_timeout,
-                                         self.retry_after())
+                        raise Overloaded("server busy: no generation slot freed within %.0f s" % self.queue_timeout, self.retry_after())
                     self._cond.wait(remaining)
             finally:
                 self.waiting -= 1

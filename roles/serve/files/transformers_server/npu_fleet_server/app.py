@@ -63,9 +63,15 @@ class Server:
             header = request.headers.get("Authorization", "")
             scheme, _sep, token = header.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
-                return _error(RequestError("invalid or missing API key: send 'Authorization: Bearer <key>'", status=401,
-                                           code="invalid_api_key", kind="authentication_error"),
-                              headers={"WWW-Authenticate": "Bearer"})
+                return _error(
+                    RequestError(
+                        "invalid or missing API key: send 'Authorization: Bearer <key>'",
+                        status=401,
+                        code="invalid_api_key",
+                        kind="authentication_error",
+                    ),
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
         return None
 
     def _after(self, response):
@@ -79,7 +85,9 @@ class Server:
             message = "request body is larger than %d bytes (NPU_SERVE_MAX_BODY_BYTES)" % self.settings.max_body_bytes
         elif exc.code == 404:
             message = "no route %s %s: this server has /health, /metrics, /v1/models, /v1/chat/completions, /v1/completions" % (
-                request.method, request.path)
+                request.method,
+                request.path,
+            )
         else:
             message = exc.description or exc.name
         return _error(RequestError(message, status=exc.code or 500))
@@ -107,14 +115,21 @@ class Server:
     def models(self):
         if not self.engine.ready:
             return _error(RequestError("the model is still loading", status=503, kind="server_error"))
-        return _json({"object": "list", "data": [{
-            "id": self.settings.served_model_name,
-            "object": "model",
-            "created": int(time.time()),
-            "owned_by": "npu.fleet",
-            "root": self.settings.model_path,
-            "max_model_len": self.engine.max_model_len,
-        }]})
+        return _json(
+            {
+                "object": "list",
+                "data": [
+                    {
+                        "id": self.settings.served_model_name,
+                        "object": "model",
+                        "created": int(time.time()),
+                        "owned_by": "npu.fleet",
+                        "root": self.settings.model_path,
+                        "max_model_len": self.engine.max_model_len,
+                    }
+                ],
+            }
+        )
 
     def _body(self):
         raw = request.get_data(cache=False)
@@ -125,8 +140,7 @@ class Server:
 
     def generate(self, kind):
         if not self.engine.ready:
-            return _error(RequestError("the model is still loading", status=503, kind="server_error"),
-                          headers={"Retry-After": "5"})
+            return _error(RequestError("the model is still loading", status=503, kind="server_error"), headers={"Retry-After": "5"})
         try:
             parsed = protocol.parse(self._body(), kind, self.settings.served_model_name)
         except RequestError as exc:
@@ -135,8 +149,10 @@ class Server:
             self.admission.acquire()
         except Overloaded as exc:
             self.metrics.inc("rejected_total")
-            return _error(RequestError(str(exc), status=429, code="server_overloaded", kind="rate_limit_error"),
-                          headers={"Retry-After": str(exc.retry_after)})
+            return _error(
+                RequestError(str(exc), status=429, code="server_overloaded", kind="rate_limit_error"),
+                headers={"Retry-After": str(exc.retry_after)},
+            )
         try:
             generation = self.engine.start(parsed)
         except RequestError as exc:
@@ -147,8 +163,11 @@ class Server:
             raise
         request_id = protocol.new_id(kind)
         if parsed.stream:
-            return Response(self._stream(generation, kind, request_id, g.started), mimetype="text/event-stream",
-                            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+            return Response(
+                self._stream(generation, kind, request_id, g.started),
+                mimetype="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
         return self._complete(generation, kind, request_id)
 
     # -- generation -----------------------------------------------------------
@@ -173,8 +192,18 @@ class Server:
             self._finish(generation, request_id, kind, started, ttft, error=exc)
             return _error(RequestError("generation failed: %s" % exc, status=500, kind="server_error"))
         finish_reason, stop_reason = self._finish(generation, request_id, kind, started, ttft)
-        return _json(protocol.response(kind, request_id, self.settings.served_model_name, "".join(parts), finish_reason,
-                                       stop_reason, generation.prompt_tokens, generation.completion_tokens))
+        return _json(
+            protocol.response(
+                kind,
+                request_id,
+                self.settings.served_model_name,
+                "".join(parts),
+                finish_reason,
+                stop_reason,
+                generation.prompt_tokens,
+                generation.completion_tokens,
+            )
+        )
 
     def _stream(self, generation, kind, request_id, started):
         created = time.time()
@@ -203,8 +232,7 @@ class Server:
             finish_reason, stop_reason = self._finish(generation, request_id, kind, started, ttft)
             yield _sse(protocol.chunk(kind, request_id, model, created, finish_reason=finish_reason, stop_reason=stop_reason))
             if generation.request.include_usage:
-                yield _sse(protocol.usage_chunk(kind, request_id, model, created, generation.prompt_tokens,
-                                                generation.completion_tokens))
+                yield _sse(protocol.usage_chunk(kind, request_id, model, created, generation.prompt_tokens, generation.completion_tokens))
             yield "data: [DONE]\n\n"
         finally:
             if not finished:
@@ -233,8 +261,15 @@ class Server:
             metrics.observe("time_to_first_token_seconds", ttft)
         metrics.observe("request_duration_seconds", duration)
         line = "request id=%s endpoint=%s stream=%s prompt_tokens=%d completion_tokens=%d ttft_ms=%s duration_ms=%.1f finish=%s" % (
-            request_id, kind, str(generation.request.stream).lower(), generation.prompt_tokens, generation.completion_tokens,
-            "%.1f" % (ttft * 1000) if ttft is not None else "-", duration * 1000, finish_reason)
+            request_id,
+            kind,
+            str(generation.request.stream).lower(),
+            generation.prompt_tokens,
+            generation.completion_tokens,
+            "%.1f" % (ttft * 1000) if ttft is not None else "-",
+            duration * 1000,
+            finish_reason,
+        )
         if stop_reason:
             line += " stop_reason=%s" % json.dumps(stop_reason)
         if generation.penalty_interventions:

@@ -41,19 +41,19 @@ class IncrementalDetokenizer:
         self._ids.extend(ids)
         if len(self._ids) == self._read:
             return ""
-        prefix_text = self._decode(self._ids[self._prefix:self._read])
-        new_text = self._decode(self._ids[self._prefix:])
+        prefix_text = self._decode(self._ids[self._prefix : self._read])
+        new_text = self._decode(self._ids[self._prefix :])
         complete = not new_text.endswith(REPLACEMENT) or len(self._ids) - self._read >= MAX_CHAR_TOKENS
         if len(new_text) > len(prefix_text) and complete:
             self._prefix, self._read = self._read, len(self._ids)
-            return new_text[len(prefix_text):]
+            return new_text[len(prefix_text) :]
         return ""
 
     def flush(self) -> str:
         """The text still pending at the end, incomplete characters included."""
         if self._read == len(self._ids):
             return ""
-        prefix_text = self._decode(self._ids[self._prefix:self._read])
-        new_text = self._decode(self._ids[self._prefix:])
+        prefix_text = self._decode(self._ids[self._prefix : self._read])
+        new_text = self._decode(self._ids[self._prefix :])
         self._prefix = self._read = len(self._ids)
-        return new_text[len(prefix_text):]
+        return new_text[len(prefix_text) :]

@@ -24,8 +24,10 @@ def select_device(torch, requested: str) -> str:
         torch.npu.set_device(0)
         return "npu:0"
     if requested == "npu":
-        raise SettingsError("NPU_SERVE_DEVICE=npu but torch_npu cannot be imported or sees no NPU: check that the image "
-                            "has torch_npu for its CANN, that /dev/davinciN is mapped and ASCEND_RT_VISIBLE_DEVICES is set")
+        raise SettingsError(
+            "NPU_SERVE_DEVICE=npu but torch_npu cannot be imported or sees no NPU: check that the image "
+            "has torch_npu for its CANN, that /dev/davinciN is mapped and ASCEND_RT_VISIBLE_DEVICES is set"
+        )
     if requested in ("auto", "cuda") and torch.cuda.is_available():
         return "cuda:0"
     if requested == "cuda":

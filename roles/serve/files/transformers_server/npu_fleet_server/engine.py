@@ -22,8 +22,14 @@ import time
 from typing import List, Optional
 
 import torch
-from transformers import (AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, StoppingCriteria,
-                          StoppingCriteriaList, TextIteratorStreamer)
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LogitsProcessorList,
+    StoppingCriteria,
+    StoppingCriteriaList,
+    TextIteratorStreamer,
+)
 from transformers import __version__ as transformers_version
 
 from . import device as devices
@@ -53,7 +59,7 @@ class TokenFeed(StoppingCriteria):
     def __call__(self, input_ids, scores, **kwargs):
         generation = self._generation
         if input_ids.shape[1] > self._seen:
-            for token in input_ids[0, self._seen:].tolist():
+            for token in input_ids[0, self._seen :].tolist():
                 generation.on_token(token)
             self._seen = input_ids.shape[1]
         return self._answers[generation.should_stop()]
@@ -73,8 +79,12 @@ class Generation:
         self.error: Optional[BaseException] = None
         self.eos_ids = engine.eos_ids
         self.cancel_event = threading.Event()
-        self.guard = RepetitionGuard(max_chunk_repeats=settings.max_repeated_chunks, block_min=settings.repeat_block_min_tokens,
-                                     block_max=settings.repeat_block_max_tokens, block_count=settings.repeat_block_count)
+        self.guard = RepetitionGuard(
+            max_chunk_repeats=settings.max_repeated_chunks,
+            block_min=settings.repeat_block_min_tokens,
+            block_max=settings.repeat_block_max_tokens,
+            block_count=settings.repeat_block_count,
+        )
         self.detokenizer = IncrementalDetokenizer(engine.tokenizer)
         self.stops = StopStringMatcher(request.stop)
         defaults = engine.sampling_defaults
@@ -232,7 +242,7 @@ def _config_max_len(model, tokenizer) -> Optional[int]:
         if isinstance(value, int) and value > 0:
             return value
     value = getattr(tokenizer, "model_max_length", None)
-    if isinstance(value, int) and 0 < value < 10 ** 8:
+    if isinstance(value, int) and 0 < value < 10**8:
         return value
     return None
 
@@ -256,8 +266,9 @@ class Engine:
         # thread is started per request, and on the CPU torch's OpenMP team of
         # each worker is reused instead of a new one per request (measured ~10 %
         # faster decoding on 2 cores, docs/transformers-server.md).
-        self.workers = futures.ThreadPoolExecutor(max_workers=settings.max_concurrent, thread_name_prefix="generate",
-                                                  initializer=self._bind_worker)
+        self.workers = futures.ThreadPoolExecutor(
+            max_workers=settings.max_concurrent, thread_name_prefix="generate", initializer=self._bind_worker
+        )
 
     def _bind_worker(self) -> None:
         # Runs before the first job of each worker; the device is known by then
@@ -283,15 +294,20 @@ class Engine:
                 raise SettingsError("the model config gives no max_position_embeddings: set NPU_SERVE_MAX_MODEL_LEN")
             self.max_model_len = config_len
         elif config_len is not None and settings.max_model_len > config_len:
-            LOG.warning("NPU_SERVE_MAX_MODEL_LEN=%d is above the model's max_position_embeddings=%d",
-                        settings.max_model_len, config_len)
+            LOG.warning("NPU_SERVE_MAX_MODEL_LEN=%d is above the model's max_position_embeddings=%d", settings.max_model_len, config_len)
         self._read_generation_config()
         self._warm_up()
         self.load_seconds = time.monotonic() - started
         self.state = "ready"
-        LOG.info("model ready: %s as %s on %s (%s), max_model_len=%d, loaded in %.1f s", settings.model_path,
-                 settings.served_model_name, self.device, str(self.dtype).replace("torch.", ""), self.max_model_len,
-                 self.load_seconds)
+        LOG.info(
+            "model ready: %s as %s on %s (%s), max_model_len=%d, loaded in %.1f s",
+            settings.model_path,
+            settings.served_model_name,
+            self.device,
+            str(self.dtype).replace("torch.", ""),
+            self.max_model_len,
+            self.load_seconds,
+        )
 
     def _read_generation_config(self) -> None:
         config = getattr(self.model, "generation_config", None)
@@ -303,8 +319,9 @@ class Engine:
         if pad is None:
             pad = self.tokenizer.pad_token_id
         self.pad_token_id = pad if pad is not None else (min(self.eos_ids) if self.eos_ids else 0)
-        self.sampling_defaults = sampling_defaults(_read_json(os.path.join(self.settings.model_path, "generation_config.json")),
-                                                   self.settings.repetition_penalty)
+        self.sampling_defaults = sampling_defaults(
+            _read_json(os.path.join(self.settings.model_path, "generation_config.json")), self.settings.repetition_penalty
+        )
 
     def _warm_up(self) -> None:
         if not self.settings.warmup_tokens:
@@ -338,15 +355,21 @@ class Engine:
         input_ids = self.encode(request)
         limit = self.max_model_len
         if len(input_ids) >= limit:
-            raise RequestError("the prompt is %d tokens but this server's max_model_len is %d: shorten the prompt "
-                               "(or redeploy with a longer max_model_len if the device memory allows)" % (len(input_ids), limit),
-                               param="messages" if request.kind == CHAT else "prompt", code="context_length_exceeded")
+            raise RequestError(
+                "the prompt is %d tokens but this server's max_model_len is %d: shorten the prompt "
+                "(or redeploy with a longer max_model_len if the device memory allows)" % (len(input_ids), limit),
+                param="messages" if request.kind == CHAT else "prompt",
+                code="context_length_exceeded",
+            )
         room = limit - len(input_ids)
         if request.max_tokens is not None:
             if request.max_tokens > room:
-                raise RequestError("max_tokens=%d plus the %d-token prompt exceeds max_model_len=%d: ask for at most %d tokens"
-                                   % (request.max_tokens, len(input_ids), limit, room), param="max_tokens",
-                                   code="context_length_exceeded")
+                raise RequestError(
+                    "max_tokens=%d plus the %d-token prompt exceeds max_model_len=%d: ask for at most %d tokens"
+                    % (request.max_tokens, len(input_ids), limit, room),
+                    param="max_tokens",
+                    code="context_length_exceeded",
+                )
             max_new = request.max_tokens
         else:
             max_new = min(self.settings.default_max_tokens, room)

@@ -35,8 +35,7 @@ REPEATED_BLOCK = "repeated_block"
 
 
 class RepetitionGuard:
-    def __init__(self, max_chunk_repeats: int = 10, block_min: int = 16, block_max: int = 256,
-                 block_count: int = 3, hold_after: int = 1):
+    def __init__(self, max_chunk_repeats: int = 10, block_min: int = 16, block_max: int = 256, block_count: int = 3, hold_after: int = 1):
         if block_min < 1 or block_max < block_min:
             raise ValueError("need 1 <= block_min <= block_max, got %d and %d" % (block_min, block_max))
         self.max_chunk_repeats = max_chunk_repeats
@@ -110,6 +109,6 @@ class RepetitionGuard:
     def _release_to(self, upto: int) -> List[int]:
         if upto <= self._released:
             return []
-        out = self._tokens[self._released:upto]
+        out = self._tokens[self._released : upto]
         self._released = upto
         return out

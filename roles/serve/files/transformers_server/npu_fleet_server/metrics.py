@@ -16,7 +16,10 @@ _HELP = {
     "generation_tokens_total": ("counter", "Tokens generated (including tokens a guard dropped)."),
     "finished_total": ("counter", "Finished generations by finish reason."),
     "guard_stops_total": ("counter", "Generations stopped by a repetition guard layer (repeated_chunk, repeated_block)."),
-    "repetition_penalty_interventions_total": ("counter", "Tokens where the repetition penalty (guard layer 1) changed the most likely token."),
+    "repetition_penalty_interventions_total": (
+        "counter",
+        "Tokens where the repetition penalty (guard layer 1) changed the most likely token.",
+    ),
     "cancelled_total": ("counter", "Generations cancelled because the client went away."),
     "rejected_total": ("counter", "Requests refused with 429 because every generation slot and queue place was taken."),
     "requests_in_flight": ("gauge", "Generations running now."),
@@ -30,8 +33,7 @@ _HELP = {
 def _fmt_labels(labels: Labels) -> str:
     if not labels:
         return ""
-    body = ",".join('%s="%s"' % (key, str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n"))
-                    for key, value in labels)
+    body = ",".join('%s="%s"' % (key, str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")) for key, value in labels)
     return "{%s}" % body
 
 

@@ -20,8 +20,9 @@ COMPLETION = "completion"
 class RequestError(Exception):
     """An OpenAI-style error: HTTP status, message, and the offending parameter."""
 
-    def __init__(self, message: str, status: int = 400, param: Optional[str] = None,
-                 code: Optional[str] = None, kind: str = "invalid_request_error"):
+    def __init__(
+        self, message: str, status: int = 400, param: Optional[str] = None, code: Optional[str] = None, kind: str = "invalid_request_error"
+    ):
         super().__init__(message)
         self.message = message
         self.status = status
@@ -114,8 +115,9 @@ def _content_text(content, index) -> str:
         parts = []
         for part in content:
             if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-                raise RequestError("messages[%d].content: only text parts ({\"type\": \"text\", \"text\": ...}) are served" % index,
-                                   param="messages")
+                raise RequestError(
+                    'messages[%d].content: only text parts ({"type": "text", "text": ...}) are served' % index, param="messages"
+                )
             parts.append(part["text"])
         return "".join(parts)
     if content is None:
@@ -157,8 +159,12 @@ def parse(body: Any, kind: str, served_model_name: str) -> GenerationRequest:
         raise RequestError("the request body must be a JSON object")
     model = body.get("model")
     if model is not None and model != served_model_name:
-        raise RequestError("The model `%s` does not exist. This server serves `%s`." % (model, served_model_name),
-                           status=404, param="model", code="model_not_found")
+        raise RequestError(
+            "The model `%s` does not exist. This server serves `%s`." % (model, served_model_name),
+            status=404,
+            param="model",
+            code="model_not_found",
+        )
     n = body.get("n")
     if n is not None and n != 1:
         raise RequestError("only n=1 is supported", param="n")
@@ -196,8 +202,7 @@ def new_id(kind: str) -> str:
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> Dict[str, int]:
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens}
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
 
 
 def _choice(kind, text, finish_reason, stop_reason, delta):

@@ -62,21 +62,28 @@ class Settings:
         if self.max_model_len is not None and self.max_model_len < 2:
             raise SettingsError("%sMAX_MODEL_LEN=%r: must be at least 2" % (PREFIX, self.max_model_len))
         if self.repeat_block_max_tokens < self.repeat_block_min_tokens:
-            raise SettingsError("%sREPEAT_BLOCK_MAX_TOKENS=%d is below %sREPEAT_BLOCK_MIN_TOKENS=%d"
-                                % (PREFIX, self.repeat_block_max_tokens, PREFIX, self.repeat_block_min_tokens))
+            raise SettingsError(
+                "%sREPEAT_BLOCK_MAX_TOKENS=%d is below %sREPEAT_BLOCK_MIN_TOKENS=%d"
+                % (PREFIX, self.repeat_block_max_tokens, PREFIX, self.repeat_block_min_tokens)
+            )
         if self.repeat_block_count == 1 or self.repeat_block_count < 0:
-            raise SettingsError("%sREPEAT_BLOCK_COUNT=%d: use 0 (off) or 2 and more, a block must be seen twice to repeat"
-                                % (PREFIX, self.repeat_block_count))
+            raise SettingsError(
+                "%sREPEAT_BLOCK_COUNT=%d: use 0 (off) or 2 and more, a block must be seen twice to repeat"
+                % (PREFIX, self.repeat_block_count)
+            )
         if self.repetition_penalty is not None and self.repetition_penalty <= 0:
             raise SettingsError("%sREPETITION_PENALTY=%r: must be above 0 (1.0 turns it off)" % (PREFIX, self.repetition_penalty))
         # gthread serves one request per thread: generations and queued requests
         # must leave one thread free, or /health stops answering under load.
         needed = self.max_concurrent + self.max_queue + 1
         if self.threads < needed:
-            message = ("{p}THREADS={threads} is too few for {p}MAX_CONCURRENT={slots} + {p}MAX_QUEUE={queue} + 1 for /health "
-                       "and /metrics; set {p}THREADS to at least {needed}")
-            raise SettingsError(message.format(p=PREFIX, threads=self.threads, slots=self.max_concurrent, queue=self.max_queue,
-                                               needed=needed))
+            message = (
+                "{p}THREADS={threads} is too few for {p}MAX_CONCURRENT={slots} + {p}MAX_QUEUE={queue} + 1 for /health "
+                "and /metrics; set {p}THREADS to at least {needed}"
+            )
+            raise SettingsError(
+                message.format(p=PREFIX, threads=self.threads, slots=self.max_concurrent, queue=self.max_queue, needed=needed)
+            )
         return self
 
 

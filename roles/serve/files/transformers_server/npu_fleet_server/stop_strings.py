@@ -38,8 +38,8 @@ class StopStringMatcher:
                 if buffer.endswith(stop[:size]):
                     hold = size
                     break
-        self._pending = buffer[len(buffer) - hold:] if hold else ""
-        return buffer[:len(buffer) - hold]
+        self._pending = buffer[len(buffer) - hold :] if hold else ""
+        return buffer[: len(buffer) - hold]
 
     def flush(self) -> str:
         """Generation ended: what was held could not become a stop string."""

@@ -25,8 +25,10 @@ LOG = logging.getLogger("npu_fleet_server")
 
 for _patcher in ("gevent", "eventlet"):
     if _patcher in sys.modules:
-        raise SettingsError("%s is loaded: run this server with gunicorn's gthread worker (-k gthread); %s's monkey-patching "
-                            "breaks the subprocesses CANN's compiler starts" % (_patcher, _patcher))
+        raise SettingsError(
+            "%s is loaded: run this server with gunicorn's gthread worker (-k gthread); %s's monkey-patching "
+            "breaks the subprocesses CANN's compiler starts" % (_patcher, _patcher)
+        )
 
 
 def _load(engine: Engine) -> None:

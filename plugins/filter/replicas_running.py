@@ -6,7 +6,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-name: serve_current
+name: replicas_running
 short_description: What runs on a host now, read back from the labels of its npu.fleet containers
 version_added: 0.1.0
 author:
@@ -14,7 +14,8 @@ author:
 description:
   - Reads the C(io.npu-fleet.*) labels the serve role puts on every container and returns the entries
     M(npu.fleet.fleet_plan) takes as C(current), so a re-plan keeps what runs where it is.
-  - Containers without those labels are ignored; labels that do not parse are an error naming the container.
+  - Containers without those labels, and C(-previous) copies kept for a rollback, are ignored; labels that do not
+    parse are an error naming the container.
 positional: _input
 options:
   _input:
@@ -31,18 +32,9 @@ options:
 
 EXAMPLES = r"""
 ---
-- name: Containers on the host
-  community.docker.docker_host_info:
-    containers: true
-    containers_all: true
-    containers_filters:
-      label: io.npu-fleet.managed=true
-    verbose_output: true
-  register: host_info
-
 - name: What runs now
   ansible.builtin.set_fact:
-    fleet_plan_current: "{{ host_info.containers | npu.fleet.serve_current(host=inventory_hostname) }}"
+    fleet_plan_current: "{{ host_info.containers | npu.fleet.replicas_running(host=inventory_hostname) }}"
 """
 
 RETURN = r"""
@@ -54,19 +46,20 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.npu.fleet.plugins.module_utils._container_spec import ContainerSpecError, current_from_containers
+from ansible_collections.npu.fleet.plugins.module_utils._replica import ContainerSpecError
+from ansible_collections.npu.fleet.plugins.module_utils._replica import replicas_running as _replicas_running
 
 
-def serve_current(containers, host):
-    """Thin wrapper over module_utils/_container_spec.py."""
+def replicas_running(containers, host):
+    """Thin wrapper over module_utils/_replica.py."""
     try:
-        return current_from_containers(host, containers)
+        return _replicas_running(host, containers)
     except ContainerSpecError as exc:
         raise AnsibleFilterError(str(exc)) from exc
 
 
 class FilterModule:
-    """npu.fleet.serve_current"""
+    """npu.fleet.replicas_running"""
 
     def filters(self):
-        return {"serve_current": serve_current}
+        return {"replicas_running": replicas_running}

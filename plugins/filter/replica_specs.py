@@ -6,7 +6,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-name: container_specs
+name: replica_specs
 short_description: The serving containers of one host, from the fleet plan
 version_added: 0.1.0
 author:
@@ -32,8 +32,8 @@ options:
     required: true
   models:
     description:
-      - The catalogue (C(npu_fleet_models)). C(host_path) (default C(path)) is the model directory on the host;
-        C(serve) holds per-model options (C(extra_args), C(env), C(dtype), C(shm_size)) over O(options).
+      - The validated catalogue (M(npu.fleet.model_catalogue)). C(host_path) (default C(path)) is the model directory on
+        the host; C(serve) holds per-model options (C(extra_args), C(env), C(dtype), C(shm_size)) over O(options).
     type: list
     elements: dict
     required: true
@@ -45,7 +45,11 @@ options:
     description: >-
       Serve role settings: C(bind_address), C(shm_size), C(restart_policy), C(log_max_size), C(log_max_file), C(dtype),
       C(extra_args), C(env), C(use_ascend_runtime), C(api_key), C(transformers_threads), C(transformers_max_concurrent),
-      C(transformers_max_queue), C(transformers_device), C(images) (model name to an image that replaces the plan's, e.g. a built Transformers image).
+      C(transformers_max_queue), C(transformers_device).
+    type: dict
+    default: {}
+  images:
+    description: Model name to an image that replaces the plan's (a Transformers image built on the host).
     type: dict
     default: {}
 """
@@ -55,7 +59,7 @@ EXAMPLES = r"""
 - name: Containers of this host
   ansible.builtin.set_fact:
     serve_specs: >-
-      {{ plan.placements | npu.fleet.container_specs(host=inventory_hostname, models=npu_fleet_models,
+      {{ plan.placements | npu.fleet.replica_specs(host=inventory_hostname, models=npu_fleet_catalogue,
          driver_mounts=ansible_facts.npu.driver_mounts, options={'api_key': serve_api_key}) }}
   no_log: true
 """
@@ -69,41 +73,20 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.npu.fleet.plugins.module_utils._container_spec import ContainerSpecError, container_spec
+from ansible_collections.npu.fleet.plugins.module_utils._replica import ContainerSpecError
+from ansible_collections.npu.fleet.plugins.module_utils._replica import replica_specs as _replica_specs
 
-SERVE_MODEL_OPTIONS = ("extra_args", "env", "dtype", "shm_size")
 
-
-def container_specs(placements, host, models, driver_mounts, options=None):
-    """Thin wrapper over module_utils/_container_spec.py."""
-    options = dict(options or {})
-    images = options.pop("images", None) or {}
-    catalogue = dict((entry.get("name"), entry) for entry in models or [])
-    specs = []
+def replica_specs(placements, host, models, driver_mounts, options=None, images=None):
+    """Thin wrapper over module_utils/_replica.py."""
     try:
-        for placement in placements or []:
-            if placement.get("host") != host:
-                continue
-            entry = catalogue.get(placement.get("model"))
-            if entry is None:
-                raise ContainerSpecError("%s: model %s is in the plan but not in the catalogue" % (host, placement.get("model")))
-            serve = entry.get("serve") or {}
-            unknown = sorted(set(serve) - set(SERVE_MODEL_OPTIONS))
-            if unknown:
-                raise ContainerSpecError("model %s: unknown serve option(s) %s; allowed: %s"
-                                         % (entry["name"], ", ".join(unknown), ", ".join(SERVE_MODEL_OPTIONS)))
-            merged = dict(options)
-            merged.update(serve)
-            if placement["model"] in images:
-                placement = dict(placement, image=images[placement["model"]])
-            specs.append(container_spec(placement, entry.get("host_path") or entry.get("path"), driver_mounts, merged))
+        return _replica_specs(placements, host, models, driver_mounts, options, images)
     except ContainerSpecError as exc:
         raise AnsibleFilterError(str(exc)) from exc
-    return sorted(specs, key=lambda spec: spec["name"])
 
 
 class FilterModule:
-    """npu.fleet.container_specs"""
+    """npu.fleet.replica_specs"""
 
     def filters(self):
-        return {"container_specs": container_specs}
+        return {"replica_specs": replica_specs}

@@ -1,0 +1,75 @@
+# Copyright (c) npu.fleet engineers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+name: image_selection
+short_description: Choose backend and image for every model of the validated catalogue on one Ascend host
+version_added: 0.1.0
+author:
+  - npu.fleet engineers (@npu-fleet)
+description:
+  - Applies P(npu.fleet.image_select#filter) to every entry of the catalogue validated by M(npu.fleet.model_catalogue)
+    (each carries its C(profile)), with the entry's own C(backend), C(image), C(force) and C(vllm_min_version) over
+    O(defaults).
+  - A refused pin or a C(backend=vllm) with no fitting image fails with the model, the host and the reason.
+positional: _input
+options:
+  _input:
+    description: The validated catalogue (C(npu_fleet_catalogue)).
+    type: list
+    elements: dict
+    required: true
+  host:
+    description: The host's NPU facts (C(ansible_facts.npu)).
+    type: dict
+    required: true
+  host_name:
+    description: Inventory name of the host, for messages.
+    type: str
+    default: this host
+  defaults:
+    description: Play-wide wishes - C(backend), C(vllm_min_version), C(os), C(architecture_minimum); empty values are ignored.
+    type: dict
+    default: {}
+  overrides:
+    description: Merged over the shipped compatibility data (C(docs/compatibility.md), "Overriding from inventory").
+    type: dict
+    default: {}
+"""
+
+EXAMPLES = r"""
+---
+- name: Choose backend and image per model
+  ansible.builtin.set_fact:
+    npu_image_selection: "{{ npu_fleet_catalogue | npu.fleet.image_selection(host=ansible_facts.npu, host_name=inventory_hostname) }}"
+"""
+
+RETURN = r"""
+_value:
+  description: Model name to the selection (C(backend), C(image), C(vllm_ascend_version), C(reasons), C(warnings), C(rejected), C(build)).
+  type: dict
+"""
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.npu.fleet.plugins.module_utils._compat_data import CompatDataError, load_matrix
+from ansible_collections.npu.fleet.plugins.module_utils._image_select import ImageSelectError, select_catalogue
+
+
+def image_selection(models, host, host_name="this host", defaults=None, overrides=None):
+    """Thin wrapper over module_utils/_image_select.py."""
+    try:
+        return select_catalogue(models, host, defaults, load_matrix(overrides or None), host_name)
+    except (ImageSelectError, CompatDataError, ValueError, TypeError) as exc:
+        raise AnsibleFilterError("image_selection: %s" % exc) from exc
+
+
+class FilterModule:
+    """npu.fleet.image_selection"""
+
+    def filters(self):
+        return {"image_selection": image_selection}

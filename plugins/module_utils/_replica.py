@@ -1,0 +1,469 @@
+# Copyright (c) npu.fleet engineers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+"""The replica contract: one placed replica, from its container to its rollout.
+
+One file owns everything the serve and probe stages agree on, so no role
+spells a label, a suffix or a condition of its own:
+
+* ``replica_specs`` / ``container_spec``: the container a placement runs in
+  (what community.docker.docker_container gets);
+* ``LABELS`` and ``replicas_running``: the labels written on a container and
+  read back as "what runs now" (the planner's ``current``);
+* ``replica_changes``: which containers a run keeps, replaces or removes;
+* ``replicas_deployed``: the record of what a host runs after serve;
+* ``rollout_steps``: after the probe, which replacements to roll back to their
+  ``-previous`` copy, which copies to drop, which replicas failed.
+
+Every trap of running vllm-ascend by hand is decided here, once:
+
+* the container gets exactly the placement's ``/dev/davinciN`` plus the three
+  manager nodes, and ``ASCEND_RT_VISIBLE_DEVICES`` counts them ``0..k-1``
+  (inside, the first mapped chip is device 0 whatever its host number);
+* the driver paths the host has (``driver/lib64``, ``version.info``,
+  ``/etc/ascend_install.info``, dcmi, npu-smi, fwkacllib) are mounted
+  read-only, a missing one is never invented (a bind mount of a missing path
+  would create an empty directory on the host);
+* bridge networking with ``-p <address>:<host port>:8000``, never host networking;
+* labels record the placement, so the next run reads back what runs where;
+* the API key travels in the environment (``VLLM_API_KEY`` / ``NPU_SERVE_API_KEY``),
+  not on the command line where ``ps`` on the host shows it.
+
+With the Ascend Docker Runtime (``use_ascend_runtime``) the runtime mounts the
+devices and driver paths from ``ASCEND_VISIBLE_DEVICES`` (host ids) instead.
+"""
+
+import hashlib
+import json
+import re
+
+from ansible_collections.npu.fleet.plugins.module_utils._catalogue import PLAN_OWNED_FLAGS
+from ansible_collections.npu.fleet.plugins.module_utils._failure_signatures import diagnose
+
+__all__ = [
+    "ContainerSpecError",
+    "CONTAINER_PORT",
+    "LABELS",
+    "LABEL_PREFIX",
+    "MANAGER_DEVICES",
+    "PREVIOUS_SUFFIX",
+    "container_name",
+    "container_spec",
+    "previous_name",
+    "replica_changes",
+    "replica_specs",
+    "replicas_deployed",
+    "replicas_running",
+    "rollout_steps",
+    "spec_hash",
+]
+
+CONTAINER_PORT = 8000
+LABEL_PREFIX = "io.npu-fleet."
+MANAGER_DEVICES = ("/dev/davinci_manager", "/dev/devmm_svm", "/dev/hisi_hdc")
+MODELS_DIR = "/models"
+_DEVICE_RE = re.compile(r"^/dev/davinci(\d+)$")
+_NAME_RE = re.compile(r"[^a-zA-Z0-9_.-]+")
+# A replaced container is kept, stopped, under this suffix until its successor is healthy.
+PREVIOUS_SUFFIX = "-previous"
+# What each label holds; written by container_spec, read back by replicas_running.
+LABELS = {
+    "managed": LABEL_PREFIX + "managed",
+    "model": LABEL_PREFIX + "model",
+    "replica": LABEL_PREFIX + "replica",
+    "devices": LABEL_PREFIX + "devices",
+    "port": LABEL_PREFIX + "port",
+    "backend": LABEL_PREFIX + "backend",
+    "max_model_len": LABEL_PREFIX + "max-model-len",
+    "spec_hash": LABEL_PREFIX + "spec-hash",
+    "auth_digest": LABEL_PREFIX + "auth-digest",
+}
+# PBKDF2 rounds of the auth digest: cheap per container, slow to guess a key from.
+_AUTH_ROUNDS = 20000
+
+DEFAULTS = {
+    "bind_address": "0.0.0.0",
+    "shm_size": "1g",
+    "restart_policy": "unless-stopped",
+    "log_max_size": "100m",
+    "log_max_file": 3,
+    "dtype": "auto",
+    "extra_args": [],
+    "env": {},
+    "use_ascend_runtime": False,
+    "api_key": None,
+    "transformers_threads": 4,
+    "transformers_max_concurrent": 2,
+    "transformers_max_queue": 1,
+    "transformers_device": "npu",
+}
+
+
+class ContainerSpecError(ValueError):
+    """A placement or option the serve role cannot turn into a container."""
+
+
+def container_name(model, replica):
+    """``npu-fleet-<model>-<replica>``, with characters Docker refuses replaced."""
+    safe = _NAME_RE.sub("-", str(model)).strip("-.") or "model"
+    return "npu-fleet-%s-%d" % (safe, int(replica))
+
+
+def previous_name(name):
+    """The name a replaced container is kept under until its successor is healthy."""
+    return str(name) + PREVIOUS_SUFFIX
+
+
+def _is_previous(name):
+    return str(name).endswith(PREVIOUS_SUFFIX)
+
+
+def _device_ids(placement):
+    ids = []
+    for device in placement.get("devices") or []:
+        match = _DEVICE_RE.match(str(device))
+        if not match:
+            raise ContainerSpecError(
+                "%s replica %s: device %r is not /dev/davinciN" % (placement.get("model"), placement.get("replica"), device)
+            )
+        ids.append(int(match.group(1)))
+    if not ids:
+        raise ContainerSpecError("%s replica %s has no devices in the plan" % (placement.get("model"), placement.get("replica")))
+    return ids
+
+
+def _labels(placement, backend, host_ids):
+    return {
+        LABELS["managed"]: "true",
+        LABELS["model"]: str(placement["model"]),
+        LABELS["replica"]: str(placement["replica"]),
+        LABELS["devices"]: ",".join("/dev/davinci%d" % number for number in host_ids),
+        LABELS["port"]: str(placement["port"]),
+        LABELS["backend"]: backend,
+        LABELS["max_model_len"]: str(placement.get("max_model_len") or ""),
+    }
+
+
+def _vllm_command(placement, model_dir, options):
+    command = [
+        "vllm",
+        "serve",
+        model_dir,
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(CONTAINER_PORT),
+        "--served-model-name",
+        str(placement["model"]),
+        "--tensor-parallel-size",
+        str(int(placement.get("tensor_parallel_size") or len(placement["devices"]))),
+    ]
+    if placement.get("max_model_len"):
+        command += ["--max-model-len", str(int(placement["max_model_len"]))]
+    if placement.get("gpu_memory_utilization"):
+        command += ["--gpu-memory-utilization", "%g" % float(placement["gpu_memory_utilization"])]
+    if options["dtype"] and options["dtype"] != "auto":
+        command += ["--dtype", options["dtype"]]
+    extra = options.get("extra_args") or []
+    for arg in extra:
+        if not isinstance(arg, str):
+            raise ContainerSpecError("%s: extra_args must be strings, got %r" % (placement["model"], arg))
+        flag = arg.split("=", 1)[0]
+        if flag in PLAN_OWNED_FLAGS:
+            raise ContainerSpecError("%s: extra_args sets %s, which npu.fleet sets from the plan; remove it" % (placement["model"], flag))
+    return command + list(extra)
+
+
+def _transformers_env(placement, model_dir, options):
+    env = {
+        "NPU_SERVE_MODEL": model_dir,
+        "NPU_SERVE_SERVED_MODEL_NAME": str(placement["model"]),
+        "NPU_SERVE_PORT": str(CONTAINER_PORT),
+        "NPU_SERVE_DEVICE": options["transformers_device"],
+        "NPU_SERVE_THREADS": str(options["transformers_threads"]),
+        "NPU_SERVE_MAX_CONCURRENT": str(options["transformers_max_concurrent"]),
+        "NPU_SERVE_MAX_QUEUE": str(options["transformers_max_queue"]),
+    }
+    if placement.get("max_model_len"):
+        env["NPU_SERVE_MAX_MODEL_LEN"] = str(int(placement["max_model_len"]))
+    if options["dtype"] and options["dtype"] != "auto":
+        env["NPU_SERVE_DTYPE"] = options["dtype"]
+    return env
+
+
+def container_spec(placement, model_path, driver_mounts, options=None):
+    """docker_container parameters for one placement on its host.
+
+    ``placement`` is one entry of fleet_plan's ``placements``; ``model_path``
+    the model directory on the host; ``driver_mounts`` npu_facts'
+    ``{host path: exists}``; ``options`` the serve role's settings (see DEFAULTS).
+    """
+    merged = dict(DEFAULTS)
+    merged.update(options or {})
+    for key in ("model", "replica", "port", "image", "backend"):
+        if placement.get(key) in (None, ""):
+            raise ContainerSpecError(
+                "%s replica %s: the plan has no %s; run image selection before serving"
+                % (placement.get("model"), placement.get("replica"), key)
+            )
+    backend = placement["backend"]
+    if backend not in ("vllm", "transformers"):
+        raise ContainerSpecError("%s: unknown backend %r (vllm or transformers)" % (placement["model"], backend))
+    if not model_path or not str(model_path).startswith("/"):
+        raise ContainerSpecError("%s: the model path on the host must be absolute, got %r" % (placement["model"], model_path))
+    host_ids = _device_ids(placement)
+    model_dir = "%s/%s" % (MODELS_DIR, _NAME_RE.sub("-", str(placement["model"])))
+    visible = ",".join(str(index) for index in range(len(host_ids)))
+
+    env = {"ASCEND_RT_VISIBLE_DEVICES": visible}
+    devices, volumes = [], ["%s:%s:ro" % (model_path, model_dir)]
+    runtime = None
+    if merged["use_ascend_runtime"]:
+        runtime = "ascend"
+        env["ASCEND_VISIBLE_DEVICES"] = ",".join(str(number) for number in host_ids)
+    else:
+        devices = ["/dev/davinci%d:/dev/davinci%d:rwm" % (number, number) for number in host_ids]
+        devices += ["%s:%s:rwm" % (node, node) for node in MANAGER_DEVICES]
+        volumes += ["%s:%s:ro" % (path, path) for path in sorted(driver_mounts or {}) if (driver_mounts or {})[path]]
+
+    if backend == "vllm":
+        command = _vllm_command(placement, model_dir, merged)
+        if merged["api_key"]:
+            env["VLLM_API_KEY"] = merged["api_key"]
+    else:
+        command = None
+        env.update(_transformers_env(placement, model_dir, merged))
+        if merged["api_key"]:
+            env["NPU_SERVE_API_KEY"] = merged["api_key"]
+    for key, value in (merged["env"] or {}).items():
+        if key in env:
+            raise ContainerSpecError("%s: env sets %s, which npu.fleet sets itself; remove it" % (placement["model"], key))
+        env[str(key)] = str(value)
+
+    spec = {
+        "name": container_name(placement["model"], placement["replica"]),
+        "image": placement["image"],
+        "command": command,
+        "env": env,
+        "devices": devices,
+        "volumes": volumes,
+        "published_ports": ["%s:%d:%d" % (merged["bind_address"], int(placement["port"]), CONTAINER_PORT)],
+        "network_mode": "bridge",
+        "shm_size": merged["shm_size"],
+        "restart_policy": merged["restart_policy"],
+        "log_driver": "json-file",
+        "log_options": {"max-size": str(merged["log_max_size"]), "max-file": str(merged["log_max_file"])},
+        "labels": _labels(placement, backend, host_ids),
+        "runtime": runtime,
+    }
+    spec["labels"][LABELS["spec_hash"]] = spec_hash(spec)
+    spec["labels"][LABELS["auth_digest"]] = auth_digest(spec["name"], merged["api_key"])
+    return spec
+
+
+def spec_hash(spec):
+    """Short stable hash of everything but the secret: a changed plan changes the label."""
+    public = dict(spec)
+    public["env"] = dict((key, "<secret>" if key.endswith("API_KEY") else value) for key, value in spec["env"].items())
+    public["labels"] = dict(
+        (key, value) for key, value in spec["labels"].items() if key not in (LABELS["spec_hash"], LABELS["auth_digest"])
+    )
+    return hashlib.sha256(json.dumps(public, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
+def auth_digest(name, api_key):
+    """Whether the API key changed, without the key: PBKDF2 of it, salted with the container name.
+
+    A container that is kept is not handed to docker_container again, so a new
+    key must show in a label; the key itself never goes into one.
+    """
+    if not api_key:
+        return "none"
+    return hashlib.pbkdf2_hmac("sha256", str(api_key).encode("utf-8"), ("npu-fleet:" + name).encode("utf-8"), _AUTH_ROUNDS).hex()[:16]
+
+
+def _container_name(container):
+    names = container.get("Names") or [container.get("Name") or "?"]
+    return (names[0] if isinstance(names, list) else names).lstrip("/")
+
+
+def _container_labels(container):
+    return container.get("Labels") or (container.get("Config") or {}).get("Labels") or {}
+
+
+def replicas_running(host, containers):
+    """fleet_plan's ``current`` entries from the labels of the containers on one host.
+
+    ``containers`` are dicts with a ``Labels`` mapping (docker_host_info's
+    container list with verbose output, or ``docker inspect``'s Config).
+    Containers without npu.fleet labels are ignored, and so are ``-previous``
+    copies (stopped, kept for a rollback); a label that does not parse is an
+    error naming the container, because guessing would move or double-book chips.
+    """
+    current = []
+    for container in containers or []:
+        labels = _container_labels(container)
+        if labels.get(LABELS["managed"]) != "true":
+            continue
+        name = _container_name(container)
+        if _is_previous(name):
+            continue
+        try:
+            entry = {
+                "model": labels[LABELS["model"]],
+                "replica": int(labels[LABELS["replica"]]),
+                "host": host,
+                "devices": [device for device in labels[LABELS["devices"]].split(",") if device],
+                "port": int(labels[LABELS["port"]]),
+            }
+        except (KeyError, ValueError) as error:
+            raise ContainerSpecError(
+                "container %s on %s has npu.fleet labels that do not parse (%s): remove it or fix its labels" % (name, host, error)
+            )
+        current.append(entry)
+    current.sort(key=lambda item: (item["model"], item["replica"]))
+    return current
+
+
+def replica_changes(specs, containers, catalogue_models, prune=False):
+    """Which existing npu.fleet containers a run keeps, replaces, removes and starts.
+
+    ``keep``: wanted containers that run with the same spec hash and API key
+    (docker_host_info's ``State``); nothing is done to them.
+    ``replace``: ``{name, previous}`` for wanted containers that exist with
+    another spec hash (the serve role keeps each stopped under ``previous``
+    until its successor is healthy). ``remove``: containers the plan no longer
+    wants here - a replica that moved to another host always goes, one of a
+    model dropped from the catalogue only with ``prune`` (someone may still
+    use it). ``-previous`` copies are none of these.
+    """
+    existing = dict((_container_name(container), _container_labels(container)) for container in containers or [])
+    running = set(_container_name(container) for container in containers or [] if container.get("State") == "running")
+    wanted = dict((spec["name"], spec) for spec in specs or [])
+    same = dict(
+        (name, all(existing[name].get(LABELS[key]) == spec["labels"][LABELS[key]] for key in ("spec_hash", "auth_digest")))
+        for name, spec in wanted.items()
+        if name in existing
+    )
+    models = set(catalogue_models or [])
+    remove = sorted(
+        name
+        for name, labels in existing.items()
+        if name not in wanted
+        and not _is_previous(name)
+        and labels.get(LABELS["managed"]) == "true"
+        and (labels.get(LABELS["model"]) in models or prune)
+    )
+    keep = sorted(name for name, equal in same.items() if equal and name in running)
+    start = sorted(name for name in wanted if name not in keep)
+    return {
+        "keep": keep,
+        "replace": [{"name": name, "previous": previous_name(name)} for name in sorted(same) if not same[name]],
+        "remove": remove,
+        # docker_container runs for these only: new, replaced, or ours but not running (it is started again).
+        "start": start,
+        "start_models": sorted(set(wanted[name]["labels"][LABELS["model"]] for name in start)),
+    }
+
+
+def replica_specs(placements, host, models, driver_mounts, options=None, images=None):
+    """The containers of one host: each placement of ``host`` joined with its catalogue entry.
+
+    ``models`` is the validated catalogue (npu.fleet.model_catalogue): each
+    entry's ``host_path`` (default ``path``) is the model directory on the
+    host and its ``serve`` options override ``options``. ``images`` maps a
+    model to an image that replaces the plan's (a Transformers image built here).
+    """
+    catalogue = dict((entry.get("name"), entry) for entry in models or [])
+    specs = []
+    for placement in placements or []:
+        if placement.get("host") != host:
+            continue
+        entry = catalogue.get(placement.get("model"))
+        if entry is None:
+            raise ContainerSpecError(
+                "%s: model %s is in the plan but not in the catalogue; re-run the plan with this catalogue" % (host, placement.get("model"))
+            )
+        merged = dict(options or {})
+        merged.update(entry.get("serve") or {})
+        if placement["model"] in (images or {}):
+            placement = dict(placement, image=images[placement["model"]])
+        specs.append(container_spec(placement, entry.get("host_path") or entry.get("path"), driver_mounts, merged))
+    return sorted(specs, key=lambda spec: spec["name"])
+
+
+def replicas_deployed(specs, started, replaced):
+    """What a host runs after the serve role: one record per container, for the probe and the report.
+
+    ``started`` is the registered loop over docker_container (``changed``
+    per container, in the order of ``specs``); ``replaced`` the names whose
+    earlier container is kept as ``-previous`` in this run.
+    """
+    changed = dict((((result.get("item") or {}).get("name")), bool(result.get("changed"))) for result in started or [])
+    kept = set(replaced or [])
+    records = []
+    for spec in specs or []:
+        labels = spec["labels"]
+        records.append(
+            {
+                "name": spec["name"],
+                "model": labels[LABELS["model"]],
+                "replica": int(labels[LABELS["replica"]]),
+                "port": int(labels[LABELS["port"]]),
+                "devices": labels[LABELS["devices"]].split(","),
+                "backend": labels[LABELS["backend"]],
+                "image": spec["image"],
+                "max_model_len": int(labels[LABELS["max_model_len"]] or 0),
+                "changed": changed.get(spec["name"], False),
+                "previous": previous_name(spec["name"]) if spec["name"] in kept else None,
+            }
+        )
+    return records
+
+
+_PROBE_KEYS = ("healthy", "stage", "message", "ttft_ms", "total_ms", "ready_after_s")
+
+
+def rollout_steps(deployed, probes, rollback=True):
+    """What to do after the probe, per replica of one host.
+
+    ``deployed`` is ``replicas_deployed``'s list; ``probes`` what
+    npu.fleet.openai_probe returned for them (its ``replicas``, each with the
+    container ``name``; empty in check mode). Returns:
+
+    * ``restore``: ``{name, previous}`` of failed replacements whose earlier
+      container comes back (only with ``rollback``): remove ``name``, rename
+      ``previous`` to ``name``, start it;
+    * ``drop_previous``: ``-previous`` copies no longer needed (their
+      successor is healthy);
+    * ``failed``: names of replicas that failed their probe;
+    * ``results``: one record per probed replica for the report (probe
+      outcome, container state, log tail, diagnosis, whether it was rolled back).
+    """
+    by_name = dict((run.get("name"), run) for run in probes or [])
+    restore, drop, failed, results = [], [], [], []
+    for replica in deployed or []:
+        run = by_name.get(replica["name"])
+        if run is None:
+            continue
+        healthy = bool(run.get("healthy"))
+        previous = replica.get("previous")
+        rolled_back = bool(not healthy and rollback and previous)
+        if not healthy:
+            failed.append(replica["name"])
+            if rolled_back:
+                restore.append({"name": replica["name"], "previous": previous})
+        elif previous:
+            drop.append(previous)
+        entry = dict((key, replica.get(key)) for key in ("name", "model", "replica", "port", "image"))
+        entry.update((key, run.get(key)) for key in _PROBE_KEYS)
+        entry["healthy"] = healthy
+        entry.update(state=None, log_tail=[], diagnosis=None, rolled_back=rolled_back)
+        if not healthy:
+            entry["state"] = run.get("state")
+            entry["log_tail"] = list(run.get("log_tail") or [])
+            entry["diagnosis"] = run.get("diagnosis") or (diagnose("\n".join(entry["log_tail"])) if entry["log_tail"] else None)
+        results.append(entry)
+    return {"restore": restore, "drop_previous": drop, "failed": failed, "results": results}

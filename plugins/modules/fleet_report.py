@@ -1,0 +1,224 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright (c) npu.fleet engineers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: fleet_report
+short_description: The end-of-run deployment report of an Ascend fleet, one row per replica
+version_added: 0.1.0
+description:
+  - Joins, on the controller and in one task, the plan (M(npu.fleet.fleet_plan)), the model profiles of the catalogue and
+    the health probe results of every host into one row per replica - model, params, architecture, backend, image, host,
+    chips, port, URL, max_model_len, status, time to first token - plus the diagnosis of each failure and the replicas
+    that could not be placed. Nothing is changed on any host.
+  - Reads C(health_probe_results) (set by the C(npu.fleet.health_probe) role) of every host in O(hosts). The replicas of a
+    host without it (unreachable, failed earlier) show as V(not probed), or V(planned (check mode)) in check mode.
+  - The URL of a replica is C(http://<address>:<port>), where the address is the host's C(serve_bind_address) when it
+    names one address (not V(0.0.0.0) or V(::)), else its C(ansible_host), else its inventory name; IPv6 addresses are
+    put in brackets.
+  - The C(npu.fleet.report) role renders the result as Markdown with a Jinja template and writes it with the JSON.
+  - "This is an action plugin: run it once, on the controller (a play on localhost, or C(run_once: true))."
+author:
+  - npu.fleet engineers (@npu-fleet)
+options:
+  plan:
+    description:
+      - The C(plan) returned by M(npu.fleet.fleet_plan) (C(placements) and C(unplaced) are read).
+      - Default - C(plan_models_result.plan) of the first host in O(hosts) that has it (set by C(npu.fleet.plan_models));
+        when no host has one, nothing is reported and RV(report) is null.
+    type: dict
+  models:
+    description:
+      - The catalogue, each entry with C(name) and C(profile) (as M(npu.fleet.model_profile) returns it); the
+        parameters and the architecture shown come from the profile.
+      - A model without a profile shows V(?) for both.
+      - Default - C(npu_fleet_catalogue) of the host the plan was read from.
+    type: list
+    elements: dict
+  hosts:
+    description: Inventory hosts whose probe results and addresses are read. Default C(groups['npu_hosts']).
+    type: list
+    elements: str
+  template:
+    description:
+      - Jinja template of the Markdown report, found like any template of the calling role or play (its C(templates)
+        directory) or given as a path; it sees the report as C(report). Without it no Markdown is rendered.
+    type: str
+  dest:
+    description:
+      - Controller directory where C(report.json) (and C(report.md) with O(template)) are written, each whole or not at
+        all, mode 0644; created when missing. Nothing is written in check mode.
+    type: path
+  check_mode:
+    description:
+      - Whether the run is a check-mode run, in which nothing was started or probed (replicas then show as
+        V(planned (check mode))).
+      - Default the task's own check mode.
+    type: bool
+extends_documentation_fragment:
+  - action_common_attributes
+  - action_common_attributes.flow
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: all
+notes:
+  - Runs on the controller only and never connects to a host.
+seealso:
+  - module: npu.fleet.fleet_plan
+  - module: npu.fleet.openai_probe
+"""
+
+EXAMPLES = r"""
+- name: Build the report of the fleet
+  npu.fleet.fleet_report:
+    plan: "{{ hostvars[groups['npu_hosts'][0]].plan_models_result.plan }}"
+    models: "{{ hostvars[groups['npu_hosts'][0]].npu_fleet_catalogue }}"
+  register: fleet_report
+
+- name: Show where each replica answers
+  ansible.builtin.debug:
+    msg: "{{ fleet_report.report.rows | map(attribute='url') | list }}"
+
+- name: Report on some hosts only, as a check-mode run
+  npu.fleet.fleet_report:
+    plan: "{{ saved_plan }}"
+    models: "{{ catalogue }}"
+    hosts: [npu-a2-01, npu-a2-02]
+    check_mode: true
+  register: fleet_report
+"""
+
+RETURN = r"""
+markdown:
+  description: The report rendered with O(template).
+  returned: when O(template) is given and a host planned
+  type: str
+written:
+  description: Paths of the files written.
+  returned: when O(dest) is given, a host planned and not in check mode
+  type: list
+  elements: str
+report:
+  description: The report; null when no host planned in this run.
+  returned: success
+  type: dict
+  contains:
+    rows:
+      description: One entry per placed replica, sorted by host, model and replica.
+      type: list
+      elements: dict
+      contains:
+        model:
+          description: Model name.
+          type: str
+          sample: qwen3-8b
+        replica:
+          description: Replica index.
+          type: int
+          sample: 0
+        params:
+          description: Parameter count from the profile, rounded (V(?) when unknown).
+          type: str
+          sample: 8.2B
+        architecture:
+          description: Architecture from the profile (V(?) when unknown).
+          type: str
+          sample: Qwen3ForCausalLM
+        backend:
+          description: Serving backend of the plan.
+          type: str
+          sample: vllm
+        image:
+          description: The image the container runs as the probe recorded it, else the plan's.
+          type: str
+          sample: quay.io/ascend/vllm-ascend:v0.15.0rc1
+        host:
+          description: Inventory host name.
+          type: str
+          sample: npu-a2-01
+        chips:
+          description: Host device numbers of the replica, comma separated.
+          type: str
+          sample: "0,1"
+        port:
+          description: Host port.
+          type: int
+          sample: 18231
+        url:
+          description: Base URL of the replica's OpenAI-compatible endpoint.
+          type: str
+          sample: http://10.0.0.11:18231
+        max_model_len:
+          description: Planned C(max_model_len).
+          type: int
+          sample: 40960
+        status:
+          description: V(healthy), V(failed at <stage>) (with V(, rolled back)), V(not probed) or V(planned (check mode)).
+          type: str
+          sample: healthy
+        healthy:
+          description: Whether the replica passed its health probe.
+          type: bool
+          sample: true
+        ttft_ms:
+          description: Time to first token of the probe request, in milliseconds, or null.
+          type: float
+          sample: 84.2
+        message:
+          description: The probe's message, or null when not probed.
+          type: str
+        diagnosis:
+          description: Cause, fix, code and evidence of a failure (see M(npu.fleet.openai_probe)), or null.
+          type: dict
+    unplaced:
+      description: Replicas the plan could not place, each with C(model), C(replica) and C(reason).
+      type: list
+      elements: dict
+      sample:
+        - {model: qwen3-30b-a3b, replica: 1, reason: "needs 2 chips of >= 64 GiB on one host in one interconnect group"}
+    totals:
+      description: Counts of C(replicas), C(healthy), C(failed) and C(unplaced).
+      type: dict
+      sample: {replicas: 7, healthy: 6, failed: 1, unplaced: 0}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def main():
+    """Only reached without the action plugin (the module copied and run by hand): fail and say why."""
+    module = AnsibleModule(
+        argument_spec={
+            "plan": {"type": "dict"},
+            "models": {"type": "list", "elements": "dict"},
+            "hosts": {"type": "list", "elements": "str"},
+            "check_mode": {"type": "bool"},
+            "template": {"type": "str"},
+            "dest": {"type": "path"},
+        },
+        supports_check_mode=True,
+    )
+    module.fail_json(
+        msg="npu.fleet.fleet_report runs on the controller as an action plugin; call it as a task "
+        "(npu.fleet.fleet_report in a play on localhost, or with run_once: true), not as a module on a host"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""The entry playbooks as a user runs them: the catalogue is checked first, and every tag subset works or says what to run.
+
+Real ``ansible-playbook`` runs over a local inventory (no NPU, no Docker): the
+catalogue task fails before anything touches a host, ``--tags plan`` and
+``--tags serve`` select the stages they name, and a run that skipped the plan
+stops with one line instead of ``'plan_models_result' is undefined``.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import COLLECTIONS_PATH, REPO_ROOT
+
+ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+
+
+def run(tmp_path, extra, *args):
+    inventory = {
+        "all": {
+            "children": {"npu_hosts": {"hosts": {"n1": {}}}},
+            "hosts": {"localhost": {}},
+            "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+        }
+    }
+    (tmp_path / "inventory.json").write_text(json.dumps(inventory))
+    (tmp_path / "extra.json").write_text(json.dumps(extra))
+    env = dict(
+        os.environ,
+        ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH,
+        ANSIBLE_HOME=str(tmp_path / "home"),
+        ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_RETRY_FILES_ENABLED="0",
+    )
+    env.pop("ANSIBLE_CONFIG", None)
+    return subprocess.run(
+        [ANSIBLE_PLAYBOOK, "-i", str(tmp_path / "inventory.json"), "-e", "@%s" % (tmp_path / "extra.json")]
+        + list(args)
+        + [os.path.join(REPO_ROOT, "deploy-models.yml")],
+        cwd=str(tmp_path),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def tasks(tmp_path, *args):
+    proc = run(tmp_path, {}, "--list-tasks", *args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_tags_plan_plans_only_and_tags_serve_plans_then_serves(tmp_path):
+    plan_only = tasks(tmp_path, "--tags", "plan")
+    assert "Validate the catalogue and profile its models on the controller" in plan_only
+    assert "Plan every replica over hosts, chips and ports" in plan_only
+    assert "Start the containers of the plan" not in plan_only and "Probe every replica" not in plan_only
+    serve = tasks(tmp_path, "--tags", "serve")
+    order = [
+        serve.index(name)
+        for name in (
+            "Validate the catalogue",
+            "Discover the NPUs and the Ascend stack",
+            "Plan every replica",
+            "Start the containers of the plan",
+            "Probe every replica of this host at once",
+            "Build, render and write the report",
+        )
+    ]
+    assert order == sorted(order)
+
+
+def test_a_run_that_skipped_the_plan_stops_with_one_line_saying_what_to_run(tmp_path):
+    proc = run(tmp_path, {"npu_fleet_models": [{"name": "m", "path": "/m"}]}, "--skip-tags", "plan")
+    assert proc.returncode != 0
+    assert "n1: no plan in this run; serving needs it: run without --tags/--skip-tags" in proc.stdout
+    assert "is undefined" not in proc.stdout
+
+
+def test_a_bad_catalogue_stops_the_run_before_any_host_is_touched(tmp_path):
+    proc = run(tmp_path, {"npu_fleet_models": [{"name": "qwen3-8b", "path": "/m", "replica": 2}]})
+    assert proc.returncode != 0
+    assert "npu_fleet_models[0] (qwen3-8b): unknown field(s) replica; allowed:" in proc.stdout
+    assert "Discover the NPUs" not in proc.stdout  # the play ended at the catalogue task
+    proc = run(tmp_path, {})
+    assert "npu_fleet_models is not set" in proc.stdout and proc.returncode != 0
