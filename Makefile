@@ -15,7 +15,7 @@ LOCAL_WHEELS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 help:
 	@echo "make demo       set up venv + Docker engine + emulated fleet, run deploy-models.yml against inventory/demo"
 	@echo "make demo-down  remove the demo fleet containers"
-	@echo "make test       ansible-lint, ansible-test sanity, ruff, pytest tests/unit tests/standin_vllm, molecule test --all"
+	@echo "make test       ansible-lint, ansible-test sanity, ruff, pytest tests/unit tests/standin_vllm, molecule test (each scenario, timed)"
 
 $(VENV)/.installed: requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -61,8 +61,13 @@ unit: venv
 changelog-lint: venv
 	antsibull-changelog lint
 
+# One scenario at a time, each timed: docs/development.md records the figures.
 molecule: venv images collection
-	molecule test --all
+	@for scenario in $$(ls molecule); do \
+	  start=$$(date +%s); \
+	  molecule test -s $$scenario; \
+	  echo "==> molecule scenario $$scenario: $$(( $$(date +%s) - start )) s"; \
+	done
 
 test: lint changelog-lint sanity ruff unit molecule
 

@@ -30,3 +30,11 @@ def link_collection(root=REPO_ROOT):
     if base not in sys.path:
         sys.path.insert(0, base)
     return base
+
+
+def import_module_util(name, root=REPO_ROOT):
+    """``plugins/module_utils/<name>.py`` imported under its FQCN, as Ansible imports it (for scripts)."""
+    import importlib  # pylint: disable=import-outside-toplevel
+
+    link_collection(root)
+    return importlib.import_module("ansible_collections.npu.fleet.plugins.module_utils." + name)

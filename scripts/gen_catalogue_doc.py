@@ -33,12 +33,9 @@ END = "# END catalogue fields"
 def catalogue_module():
     """Import _catalogue under its FQCN, linking the tree as ansible_collections/npu/fleet."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from collection_link import link_collection  # pylint: disable=import-outside-toplevel
+    from collection_link import import_module_util  # pylint: disable=import-outside-toplevel
 
-    link_collection(ROOT)
-    from ansible_collections.npu.fleet.plugins.module_utils import _catalogue  # pylint: disable=import-outside-toplevel
-
-    return _catalogue
+    return import_module_util("_catalogue", ROOT)
 
 
 def _plain(text):
@@ -48,6 +45,19 @@ def _plain(text):
 
 def _value(value):
     return "-" if value is None else "`%s`" % json.dumps(value)
+
+
+def _row(field, with_readers):
+    """One Markdown table row: field, type, default, allowed values, (readers,) meaning."""
+    cells = [
+        "`%s`" % field.name,
+        "list of %s" % field.elements if field.elements else field.kind,
+        _value(field.default),
+        ", ".join("`%s`" % choice for choice in field.choices) if field.choices else "-",
+    ]
+    if with_readers:
+        cells.append(", ".join(field.stages))
+    return "| %s |" % " | ".join(cells + [_plain(field.description)])
 
 
 def render_doc(catalogue):
@@ -64,11 +74,7 @@ def render_doc(catalogue):
         "| field | type | default | allowed | read by | meaning |",
         "|---|---|---|---|---|---|",
     ]
-    for field in catalogue.FIELDS:
-        kind = "list of %s" % field.elements if field.elements else field.kind
-        allowed = ", ".join("`%s`" % choice for choice in field.choices) if field.choices else "-"
-        row = (field.name, kind, _value(field.default), allowed, ", ".join(field.stages), _plain(field.description))
-        lines.append("| `%s` | %s | %s | %s | %s | %s |" % row)
+    lines += [_row(field, with_readers=True) for field in catalogue.FIELDS]
     lines += [
         "",
         "`serve` holds per-model container options:",
@@ -76,10 +82,7 @@ def render_doc(catalogue):
         "| field | type | default | allowed | meaning |",
         "|---|---|---|---|---|",
     ]
-    for field in catalogue.SERVE_FIELDS:
-        kind = "list of %s" % field.elements if field.elements else field.kind
-        allowed = ", ".join("`%s`" % choice for choice in field.choices) if field.choices else "-"
-        lines.append("| `%s` | %s | %s | %s | %s |" % (field.name, kind, _value(field.default), allowed, _plain(field.description)))
+    lines += [_row(field, with_readers=False) for field in catalogue.SERVE_FIELDS]
     lines += [
         "",
         "Rules between fields: `name` is unique; `path` or `profile` is given; `force` needs `image`;",

@@ -23,12 +23,9 @@ COMMAND = "python scripts/gen_compat_doc.py"
 def compat_module():
     """Import _compat_data under its FQCN, linking the tree as ansible_collections/npu/fleet."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from collection_link import link_collection  # pylint: disable=import-outside-toplevel
+    from collection_link import import_module_util  # pylint: disable=import-outside-toplevel
 
-    link_collection(ROOT)
-    from ansible_collections.npu.fleet.plugins.module_utils import _compat_data  # pylint: disable=import-outside-toplevel
-
-    return _compat_data
+    return import_module_util("_compat_data", ROOT)
 
 
 def cell(text):

@@ -242,7 +242,8 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.npu.fleet.plugins.module_utils._compat_data import CompatDataError, load_matrix
-from ansible_collections.npu.fleet.plugins.module_utils._image_select import ImageSelectError, select_backend
+from ansible_collections.npu.fleet.plugins.module_utils._image_select import ImageSelectError
+from ansible_collections.npu.fleet.plugins.module_utils._image_select import image_select as _image_select
 
 
 def _given(value):
@@ -276,7 +277,7 @@ def image_select(
     }
     try:
         matrix = load_matrix(_given(overrides) or None)
-        return select_backend(profile, host, wishes, matrix)
+        return _image_select(profile, host, wishes, matrix)
     except (ImageSelectError, CompatDataError, ValueError, TypeError) as exc:
         raise AnsibleFilterError("image_select: %s" % exc) from exc
 

@@ -57,13 +57,14 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.npu.fleet.plugins.module_utils._compat_data import CompatDataError, load_matrix
-from ansible_collections.npu.fleet.plugins.module_utils._image_select import ImageSelectError, select_catalogue
+from ansible_collections.npu.fleet.plugins.module_utils._image_select import ImageSelectError
+from ansible_collections.npu.fleet.plugins.module_utils._image_select import image_selection as _image_selection
 
 
 def image_selection(models, host, host_name="this host", defaults=None, overrides=None):
     """Thin wrapper over module_utils/_image_select.py."""
     try:
-        return select_catalogue(models, host, defaults, load_matrix(overrides or None), host_name)
+        return _image_selection(models, host, defaults, load_matrix(overrides or None), host_name)
     except (ImageSelectError, CompatDataError, ValueError, TypeError) as exc:
         raise AnsibleFilterError("image_selection: %s" % exc) from exc
 

@@ -132,7 +132,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.npu.fleet.plugins.module_utils._preflight import evaluate_host
+from ansible_collections.npu.fleet.plugins.module_utils._preflight import preflight_verdict as _preflight_verdict
 from ansible_collections.npu.fleet.plugins.module_utils._replica import ContainerSpecError, replicas_running
 
 
@@ -146,7 +146,7 @@ def preflight_verdict(
         held = [device for replica in replicas_running("", containers or []) for device in replica["devices"]]
     except ContainerSpecError as exc:
         raise AnsibleFilterError(str(exc)) from exc
-    return evaluate_host(
+    return _preflight_verdict(
         npu=npu,
         npu_error=npu_error or None,
         docker_error=docker_error or None,

@@ -5,9 +5,10 @@
 # Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
 """Why a serving container failed, from its last log lines: the known traps and what to change.
 
-Signatures come from vLLM / vllm-ascend / CANN messages recorded in
-shared/research/ascend-facts.md (section "failure signatures") and the
-field report; each maps to one cause and one fix a user can act on.
+Signatures come from vLLM / vllm-ascend / CANN messages (vLLM's KV-cache
+check in gpu_worker / kv_cache_utils, vllm-ascend issues, CANN error codes)
+and a public field report (Feb 2026, five models on 910B servers by hand);
+each maps to one cause and one fix a user can act on.
 """
 
 import re

@@ -8,7 +8,7 @@
 """Choose the serving backend and image for one model on one host.
 
 Pure function of (model profile, host facts, wishes, compatibility matrix);
-the rules are written out in docs/compatibility.md and in :func:`select_backend`.
+the rules are written out in docs/compatibility.md and in :func:`image_select`.
 
 The vLLM candidates are the vllm-ascend images of the host's chip family (and
 the wished OS), newest first. An image is rejected for every rule it breaks,
@@ -44,8 +44,9 @@ __all__ = [
     "BACKENDS",
     "ImageSelectError",
     "host_family",
+    "image_select",
+    "image_selection",
     "list_candidates",
-    "select_backend",
 ]
 
 BACKENDS = ("auto", "vllm", "transformers")
@@ -319,7 +320,8 @@ def _layer_problem(profile: Dict[str, Any], row: Dict[str, Any]) -> Optional[str
 
     vLLM's DeepSeek-V2/V3, GLM-4.5 and GLM-5 classes skip exactly the layers
     num_hidden_layers .. +num_nextn_predict_layers-1 when that count is > 0
-    (ascend-facts.md section 7); every other class fails to place them.
+    (vllm/model_executor/models/deepseek_v2.py @ b863fe5b,
+    get_spec_layer_idx_from_weight_name); every other class fails to place them.
     """
     extra = [int(i) for i in (profile.get("extra_layers") or [])]
     if not extra:
@@ -603,7 +605,7 @@ def _why_no_vllm(context: Dict[str, Any], evaluated: List[Tuple[Dict[str, Any], 
     return ["no vLLM image fits: the newest, %s, is rejected because %s." % (candidate["image"], "; ".join(t for _c, t in problems))]
 
 
-def select_backend(
+def image_select(
     profile: Dict[str, Any], host: Dict[str, Any], wishes: Optional[Dict[str, Any]] = None, matrix: Optional[Dict[str, Any]] = None
 ) -> Dict[str, Any]:
     """Choose backend and image for ``profile`` (npu.fleet.model_profile) on ``host`` (npu_facts).
@@ -697,14 +699,14 @@ def _transformers(context: Dict[str, Any], why: List[str], rejected: List[Dict[s
 ENTRY_WISHES = ("backend", "image", "force", "vllm_min_version")
 
 
-def select_catalogue(
+def image_selection(
     models: List[Dict[str, Any]],
     host: Dict[str, Any],
     defaults: Optional[Dict[str, Any]] = None,
     matrix: Optional[Dict[str, Any]] = None,
     host_name: str = "this host",
 ) -> Dict[str, Any]:
-    """``select_backend`` for every entry of the validated catalogue on one host: model name -> choice.
+    """``image_select`` for every entry of the validated catalogue on one host: model name -> choice.
 
     An entry's own wish wins over ``defaults`` (backend, vllm_min_version,
     os, architecture_minimum from the play). A refusal names the model and
@@ -719,7 +721,7 @@ def select_catalogue(
         if "profile" not in entry:
             raise ValueError("model %s has no profile; validate the catalogue with npu.fleet.model_catalogue first" % entry.get("name"))
         try:
-            selection[entry["name"]] = select_backend(entry["profile"], host, wishes, matrix)
+            selection[entry["name"]] = image_select(entry["profile"], host, wishes, matrix)
         except ImageSelectError as exc:
             raise ImageSelectError("model %s on %s: %s" % (entry["name"], host_name, exc), exc.rejected) from None
         except ValueError as exc:

@@ -22,7 +22,7 @@ from ansible_collections.npu.fleet.plugins.module_utils._ascend_versions import 
 )
 from ansible_collections.npu.fleet.plugins.module_utils._busy import foreign_processes
 
-__all__ = ["HOST_PATHS", "evaluate_host", "release_line"]
+__all__ = ["HOST_PATHS", "preflight_verdict", "release_line"]
 
 ERROR = "error"
 WARNING = "warning"
@@ -31,7 +31,7 @@ WARNING = "warning"
 # it, the fix). npu_facts reports driver_mounts as {path: exists}; a path is
 # classified by its ending, the toolkit's ACL library by npu.fwkacllib_path.
 # Sources: vllm-ascend docs/source/quick_start.md (the docker run mount list) and
-# the field report in shared/research/README.md (aclInit 107001 without fwkacllib).
+# a public field report (Feb 2026, five models on 910B by hand: aclInit 107001 without fwkacllib).
 HOST_PATHS = (
     (
         "driver/lib64",
@@ -264,7 +264,7 @@ def _chip_line(chip, usable):
     )
 
 
-def evaluate_host(
+def preflight_verdict(
     npu=None, npu_error=None, docker_error=None, require_ascend_runtime=False, managed_pids=(), reserved_devices=(), managed_devices=()
 ):
     """Return the ``npu_preflight`` fact for one host.

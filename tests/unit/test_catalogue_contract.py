@@ -17,7 +17,7 @@ import yaml
 
 from ansible_collections.npu.fleet.plugins.module_utils._catalogue import FIELDS, validate_catalogue
 from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan import plan
-from ansible_collections.npu.fleet.plugins.module_utils._image_select import select_catalogue
+from ansible_collections.npu.fleet.plugins.module_utils._image_select import image_selection
 from ansible_collections.npu.fleet.plugins.module_utils._model_profile import profile_model
 from ansible_collections.npu.fleet.plugins.module_utils._replica import replica_specs
 from conftest import REPO_ROOT
@@ -56,7 +56,7 @@ def entry_with(field, qwen8):
 def test_every_field_is_accepted_by_every_stage(name, host, qwen8):
     field = dict((field.name, field) for field in FIELDS)[name]
     (entry,) = validate_catalogue([entry_with(field, qwen8)])
-    selection = select_catalogue([entry], host, {"backend": "auto"}, host_name="a2")
+    selection = image_selection([entry], host, {"backend": "auto"}, host_name="a2")
     assert selection["qwen3-8b"]["backend"] in ("vllm", "transformers")
     planned = plan(
         {"a2": {"chips": host["chips"], "preflight_ok": True}},

@@ -6,46 +6,14 @@ catalogue task fails before anything touches a host, ``--tags plan`` and
 stops with one line instead of ``'plan_models_result' is undefined``.
 """
 
-import json
 import os
-import subprocess
-import sys
 
-from conftest import COLLECTIONS_PATH, REPO_ROOT
-
-ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+from conftest import REPO_ROOT
+from playbook_runner import local_inventory, run_playbook
 
 
 def run(tmp_path, extra, *args):
-    inventory = {
-        "all": {
-            "children": {"npu_hosts": {"hosts": {"n1": {}}}},
-            "hosts": {"localhost": {}},
-            "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
-        }
-    }
-    (tmp_path / "inventory.json").write_text(json.dumps(inventory))
-    (tmp_path / "extra.json").write_text(json.dumps(extra))
-    env = dict(
-        os.environ,
-        ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH,
-        ANSIBLE_HOME=str(tmp_path / "home"),
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_RETRY_FILES_ENABLED="0",
-    )
-    env.pop("ANSIBLE_CONFIG", None)
-    return subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", str(tmp_path / "inventory.json"), "-e", "@%s" % (tmp_path / "extra.json")]
-        + list(args)
-        + [os.path.join(REPO_ROOT, "deploy-models.yml")],
-        cwd=str(tmp_path),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_playbook(tmp_path, os.path.join(REPO_ROOT, "deploy-models.yml"), local_inventory(["n1"]), extra, args)
 
 
 def tasks(tmp_path, *args):

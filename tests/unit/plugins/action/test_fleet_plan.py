@@ -18,10 +18,9 @@ from ansible_collections.npu.fleet.plugins.action import fleet_plan as action
 from ansible_collections.npu.fleet.plugins.module_utils._model_profile import profile_model
 from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan import PlacementError
 from builders import chips
-from conftest import COLLECTIONS_PATH, REPO_ROOT
+from conftest import REPO_ROOT
 from model_checkpoints import fixture_dir
-
-ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+from playbook_runner import ANSIBLE_PLAYBOOK, COLLECTIONS_PATH, local_inventory, run_playbook
 
 
 PREFLIGHT_OK = {"ok": True, "problems": [], "excluded_devices": [], "usable_devices": []}
@@ -158,65 +157,33 @@ PLAYBOOK = """
 """
 
 
-def run_playbook(tmp_path, catalogue, running=None, extra_host_vars=None):
+def plan_playbook(tmp_path, catalogue, running=None, extra_host_vars=None):
     """Inventory: n1 (8 x 32 GiB, preflight ok), n2 (8 x 64 GiB, failed preflight), local connection."""
     q8 = profile_model(fixture_dir("Qwen__Qwen3-8B"))
-    inventory = {
-        "all": {
-            "children": {
-                "npu_hosts": {
-                    "hosts": {
-                        "n1": {
-                            "fake_npu": {"chips": chips(8), "npu_smi_layout": "a2"},
-                            "fake_preflight": PREFLIGHT_OK,
-                            "fleet_plan_port_range": "19000-19099",
-                            "npu_image_selection": {"q8": {"backend": "vllm", "image": "quay.io/ascend/vllm-ascend:v0.15.0rc1"}},
-                        },
-                        "n2": {
-                            "fake_npu": {"chips": chips(8, 65536, "910B3"), "npu_smi_layout": "a2"},
-                            "fake_preflight": dict(PREFLIGHT_OK, ok=False),
-                        },
-                    }
-                }
-            },
-            "hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}},
-            "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
-        }
+    host_vars = {
+        "n1": {
+            "fake_npu": {"chips": chips(8), "npu_smi_layout": "a2"},
+            "fake_preflight": PREFLIGHT_OK,
+            "fleet_plan_port_range": "19000-19099",
+            "npu_image_selection": {"q8": {"backend": "vllm", "image": "quay.io/ascend/vllm-ascend:v0.15.0rc1"}},
+        },
+        "n2": {"fake_npu": {"chips": chips(8, 65536, "910B3"), "npu_smi_layout": "a2"}, "fake_preflight": dict(PREFLIGHT_OK, ok=False)},
     }
+    inventory = local_inventory(["n1", "n2"], host_vars)
     for name, variables in (extra_host_vars or {}).items():
         inventory["all"]["children"]["npu_hosts"]["hosts"][name].update(variables)
     output = tmp_path / "plan.json"
     extra = {"catalogue": [dict(entry, profile=q8) for entry in catalogue], "output": str(output)}
     if running is not None:
         extra["running"] = running
-    (tmp_path / "inventory.json").write_text(json.dumps(inventory))
-    (tmp_path / "extra.json").write_text(json.dumps(extra))
     (tmp_path / "play.yml").write_text(PLAYBOOK)
-    env = dict(
-        os.environ,
-        ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH,
-        ANSIBLE_HOME=str(tmp_path / "home"),
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_RETRY_FILES_ENABLED="0",
-        ANSIBLE_STDOUT_CALLBACK="default",
-    )
-    env.pop("ANSIBLE_CONFIG", None)
-    proc = subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", str(tmp_path / "inventory.json"), "-e", "@%s" % (tmp_path / "extra.json"), str(tmp_path / "play.yml")],
-        cwd=str(tmp_path),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = run_playbook(tmp_path, tmp_path / "play.yml", inventory, extra)
     result = json.loads(output.read_text()) if output.exists() else None
     return proc, result
 
 
 def test_plugin_plans_from_hostvars_and_skips_the_failed_host(tmp_path):
-    proc, result = run_playbook(tmp_path, [{"name": "q8", "replicas": 2, "spread": False}])
+    proc, result = plan_playbook(tmp_path, [{"name": "q8", "replicas": 2, "spread": False}])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     plan = result["plan"]
     assert [(p["host"], p["devices"]) for p in plan["placements"]] == [("n1", ["/dev/davinci0"]), ("n1", ["/dev/davinci1"])]
@@ -225,7 +192,7 @@ def test_plugin_plans_from_hostvars_and_skips_the_failed_host(tmp_path):
     assert plan["summary"]["hosts"]["n2"]["preflight_ok"] is False
     assert "n2 [910b] receives nothing: failed preflight" in result["table"]
     # the plan comes back sticky when fed back as current
-    proc, again = run_playbook(
+    proc, again = plan_playbook(
         tmp_path,
         [{"name": "q8", "replicas": 2, "spread": False}],
         running=[dict((k, p[k]) for k in ("model", "replica", "host", "devices", "port")) for p in plan["placements"]],
@@ -235,7 +202,7 @@ def test_plugin_plans_from_hostvars_and_skips_the_failed_host(tmp_path):
 
 
 def test_plugin_turns_bad_input_into_a_failed_task(tmp_path):
-    proc, result = run_playbook(tmp_path, [{"name": "q8", "tensor_parallel_size": 3}])
+    proc, result = plan_playbook(tmp_path, [{"name": "q8", "tensor_parallel_size": 3}])
     assert proc.returncode != 0 and result is None
     assert "models[0] (q8): tensor_parallel_size 3 is not one of auto, 1, 2, 4, 8" in proc.stdout
 

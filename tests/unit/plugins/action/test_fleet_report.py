@@ -18,10 +18,10 @@ from ansible_collections.npu.fleet.plugins.action import fleet_report as action
 from ansible_collections.npu.fleet.plugins.module_utils._failure_signatures import diagnose
 from ansible_collections.npu.fleet.plugins.module_utils._model_profile import profile_model
 from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan import plan
-from conftest import COLLECTIONS_PATH, REPO_ROOT
+from conftest import REPO_ROOT
 from model_checkpoints import fixture_dir
+from playbook_runner import COLLECTIONS_PATH, local_inventory, run_playbook
 
-ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 ARCH_LINE = (
     "ValueError: Model architectures ['GlmOcrForConditionalGeneration'] are not supported for now. Supported architectures: dict_keys"
 )
@@ -152,45 +152,13 @@ def probe_results(planned, failing=None):
     return {"n1": results}
 
 
-def run_playbook(tmp_path, plays, extra, extra_args=()):
-    inventory = {
-        "all": {
-            "children": {
-                "npu_hosts": {
-                    "hosts": {
-                        "n1": {"ansible_host": "10.0.0.11"},
-                        "n2": {"ansible_host": "10.0.0.12", "serve_bind_address": "fd00::12"},
-                    }
-                }
-            },
-            "hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}},
-            "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
-        }
-    }
-    (tmp_path / "inventory.json").write_text(json.dumps(inventory))
-    (tmp_path / "extra.json").write_text(json.dumps(extra))
+def report_playbook(tmp_path, plays, extra, extra_args=()):
+    """The plays on n1 (10.0.0.11) and n2 (10.0.0.12, bound to fd00::12), local connection."""
     (tmp_path / "play.yml").write_text("---" + "".join(plays))
-    env = dict(
-        os.environ,
-        ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH,
-        ANSIBLE_HOME=str(tmp_path / "home"),
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_RETRY_FILES_ENABLED="0",
-        ANSIBLE_STDOUT_CALLBACK="default",
+    inventory = local_inventory(
+        ["n1", "n2"], {"n1": {"ansible_host": "10.0.0.11"}, "n2": {"ansible_host": "10.0.0.12", "serve_bind_address": "fd00::12"}}
     )
-    env.pop("ANSIBLE_CONFIG", None)
-    return subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", str(tmp_path / "inventory.json"), "-e", "@%s" % (tmp_path / "extra.json")]
-        + list(extra_args)
-        + [str(tmp_path / "play.yml")],
-        cwd=str(tmp_path),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_playbook(tmp_path, tmp_path / "play.yml", inventory, extra, extra_args)
 
 
 def test_report_play_writes_markdown_and_json_then_fails_on_the_unhealthy_replica(tmp_path):
@@ -198,7 +166,7 @@ def test_report_play_writes_markdown_and_json_then_fails_on_the_unhealthy_replic
     failing = ("big", 1)
     assert failing in [(p["model"], p["replica"]) for p in planned["placements"] if p["host"] == "n1"]
     report_dir = tmp_path / "report"
-    proc = run_playbook(
+    proc = report_playbook(
         tmp_path,
         [FACTS_PLAY, REPORT_PLAY],
         {
@@ -260,7 +228,7 @@ def test_report_play_writes_markdown_and_json_then_fails_on_the_unhealthy_replic
 def test_healthy_fleet_passes_and_a_custom_template_is_used(tmp_path):
     planned, catalogue = fleet()
     (tmp_path / "mine.md.j2").write_text("{% for row in report.rows %}\n{{ row.model }}#{{ row.replica }} {{ row.url }}\n{% endfor %}\n")
-    proc = run_playbook(
+    proc = report_playbook(
         tmp_path,
         [FACTS_PLAY, REPORT_PLAY],
         {
@@ -280,7 +248,7 @@ def test_healthy_fleet_passes_and_a_custom_template_is_used(tmp_path):
 
 def test_check_mode_reports_the_plan_and_does_not_fail(tmp_path):
     planned, catalogue = fleet()
-    proc = run_playbook(
+    proc = report_playbook(
         tmp_path,
         [FACTS_PLAY, REPORT_PLAY],
         {"fake_plan": planned, "fake_catalogue": catalogue, "fake_probes": {}, "npu_fleet_report_dir": str(tmp_path / "out")},
@@ -292,7 +260,7 @@ def test_check_mode_reports_the_plan_and_does_not_fail(tmp_path):
 
 
 def test_report_play_is_skipped_without_a_plan(tmp_path):
-    proc = run_playbook(tmp_path, [REPORT_PLAY], {"npu_fleet_report_dir": str(tmp_path / "out")})
+    proc = report_playbook(tmp_path, [REPORT_PLAY], {"npu_fleet_report_dir": str(tmp_path / "out")})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "failed=0" in proc.stdout and "changed=0" in proc.stdout
     assert not (tmp_path / "out").exists()  # nothing planned, nothing written

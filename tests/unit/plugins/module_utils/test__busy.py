@@ -4,7 +4,7 @@ import os
 
 from ansible_collections.npu.fleet.plugins.module_utils._busy import foreign_processes
 from ansible_collections.npu.fleet.plugins.module_utils._npu_smi import davinci_path, parse_info
-from ansible_collections.npu.fleet.plugins.module_utils._preflight import evaluate_host
+from ansible_collections.npu.fleet.plugins.module_utils._preflight import preflight_verdict
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "npu-smi", "info-910b3-8npu-24.1.rc2-03-busy.txt")
 
@@ -33,7 +33,7 @@ def test_preflight_does_not_flag_the_chips_our_containers_hold():
     chips = _chips()
     busy = sorted(chip["device"] for chip in chips if chip.get("processes") and chip.get("device"))
     npu = {"chips": chips}
-    flagged = sorted(p["device"] for p in evaluate_host(npu=npu)["problems"] if p["code"] == "CHIP_BUSY")
+    flagged = sorted(p["device"] for p in preflight_verdict(npu=npu)["problems"] if p["code"] == "CHIP_BUSY")
     assert flagged == busy
-    held = evaluate_host(npu=npu, managed_devices=busy[:1])["problems"]
+    held = preflight_verdict(npu=npu, managed_devices=busy[:1])["problems"]
     assert sorted(p["device"] for p in held if p["code"] == "CHIP_BUSY") == busy[1:]

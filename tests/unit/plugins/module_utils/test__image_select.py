@@ -11,7 +11,7 @@ import os
 import pytest
 
 from ansible_collections.npu.fleet.plugins.module_utils._compat_data import load_matrix
-from ansible_collections.npu.fleet.plugins.module_utils._image_select import ImageSelectError, host_family, select_backend
+from ansible_collections.npu.fleet.plugins.module_utils._image_select import ImageSelectError, host_family, image_select
 from ansible_collections.npu.fleet.plugins.module_utils._model_profile import profile_model
 from builders import fixture_profile
 from model_checkpoints import copy_fixture, write_index, write_json
@@ -128,7 +128,7 @@ def _versions(selection):
 
 
 def test_qwen3_on_a_current_a2_host_gets_the_newest_image(tmp_path):
-    selection = select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), A2_CURRENT)
+    selection = image_select(fixture_profile("Qwen__Qwen3-8B", tmp_path), A2_CURRENT)
     assert selection["backend"] == "vllm"
     assert selection["image"] == QUAY + ":v0.24.0rc1"
     assert selection["vllm_ascend_version"] == "v0.24.0rc1"
@@ -137,7 +137,7 @@ def test_qwen3_on_a_current_a2_host_gets_the_newest_image(tmp_path):
 
 
 def test_qwen3_never_gets_an_image_older_than_the_field_minimum(tmp_path):
-    selection = select_backend(fixture_profile("jaman21__Qwen3-4B-Instruct", tmp_path), A2_CURRENT)
+    selection = image_select(fixture_profile("jaman21__Qwen3-4B-Instruct", tmp_path), A2_CURRENT)
     assert _versions(selection) == A2_BEFORE_V0_14
     assert all(item["codes"] == ["ARCH_TOO_OLD"] for item in selection["rejected"])
     v0_11_0rc0 = selection["rejected"][A2_BEFORE_V0_14.index("v0.11.0rc0")]
@@ -154,15 +154,15 @@ def test_documented_minimum_can_be_chosen_instead(tmp_path):
     # NNAL 8.2.RC1 rules out every image built on a newer CANN; only the documented minimum leaves v0.11.0rc0 (CANN 8.2.RC1).
     host = dict(A2_CURRENT, nnal_version="8.2.RC1")
     profile = fixture_profile("Qwen__Qwen3-8B", tmp_path)
-    documented = select_backend(profile, host, {"architecture_minimum": "documented"})
+    documented = image_select(profile, host, {"architecture_minimum": "documented"})
     assert documented["image"] == QUAY + ":v0.11.0rc0"
-    strict = select_backend(profile, host)
+    strict = image_select(profile, host)
     assert strict["backend"] == "transformers"
 
 
 def test_vllm_min_version_is_never_undercut(tmp_path):
     host = dict(A2_CURRENT, nnal_version="8.5.0")  # 8.5.0 images only: v0.14.0rc1, v0.15.0rc1
-    selection = select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), host, {"vllm_min_version": "v0.15.0rc1"})
+    selection = image_select(fixture_profile("Qwen__Qwen3-8B", tmp_path), host, {"vllm_min_version": "v0.15.0rc1"})
     assert selection["image"] == QUAY + ":v0.15.0rc1"
     below = [item for item in selection["rejected"] if "BELOW_MIN_VERSION" in item["codes"]]
     assert [item["version"] for item in below] == ["v0.14.0rc1"] + A2_BEFORE_V0_14
@@ -175,7 +175,7 @@ def test_vllm_min_version_is_never_undercut(tmp_path):
 def test_glm_ocr_like_model_falls_back_to_transformers_with_both_reasons(tmp_path):
     profile = _glm_ocr_profile(tmp_path)
     assert profile["extra_layers"] == [16] and profile["extra_layers_prefix"] == "model.language_model.layers."
-    selection = select_backend(profile, A2_CURRENT)
+    selection = image_select(profile, A2_CURRENT)
     assert selection["backend"] == "transformers"
     assert selection["vllm_ascend_version"] is None
     assert selection["reasons"][1].startswith(
@@ -197,7 +197,7 @@ def test_deepseek_v3_mtp_layer_is_skipped_by_the_native_class(tmp_path):
     write_index(path, {"model.layers.0.mlp.weight": "a.safetensors", "model.layers.61.eh_proj.weight": "a.safetensors"})
     profile = profile_model(path)
     assert profile["extra_layers"] == [61] and profile["mtp_layers"] == 1
-    selection = select_backend(profile, A2_CURRENT)
+    selection = image_select(profile, A2_CURRENT)
     assert selection["backend"] == "vllm" and selection["image"] == QUAY + ":v0.24.0rc1"
     assert not any("EXTRA_LAYERS" in item["codes"] for item in selection["rejected"])
 
@@ -205,7 +205,7 @@ def test_deepseek_v3_mtp_layer_is_skipped_by_the_native_class(tmp_path):
 def test_mtp_layers_break_a_class_without_the_skip(tmp_path):
     path = copy_fixture("Qwen__Qwen3-8B", str(tmp_path / "q"))  # 36 layers
     write_index(path, {"model.layers.0.mlp.weight": "a.safetensors", "model.layers.36.eh_proj.weight": "a.safetensors"})
-    selection = select_backend(profile_model(path), A2_CURRENT)
+    selection = image_select(profile_model(path), A2_CURRENT)
     assert selection["backend"] == "transformers"
     assert "the weights carry layer(s) 36 beyond num_hidden_layers=36" in selection["reasons"][1]
 
@@ -214,7 +214,7 @@ def test_mtp_layers_break_a_class_without_the_skip(tmp_path):
 
 
 def test_host_nnal_older_than_every_candidate_falls_back_with_the_nnal_reason(tmp_path):
-    selection = select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), A2_OLD_NNAL)
+    selection = image_select(fixture_profile("Qwen__Qwen3-8B", tmp_path), A2_OLD_NNAL)
     assert selection["backend"] == "transformers"
     assert selection["reasons"][1].startswith(
         "the host's driver/NNAL cannot run any image that supports the model: the newest such image, "
@@ -243,20 +243,20 @@ def test_host_nnal_older_than_every_candidate_falls_back_with_the_nnal_reason(tm
 
 def test_same_release_nnal_builds_pass(tmp_path):
     host = dict(A2_CURRENT, nnal_version="8.5.0.B110", driver_version="25.0.rc1.1")
-    selection = select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), host)
+    selection = image_select(fixture_profile("Qwen__Qwen3-8B", tmp_path), host)
     assert selection["image"] == QUAY + ":v0.15.0rc1"
 
 
 def test_host_without_nnal_is_not_held_back(tmp_path):
     host = dict(A2_CURRENT, nnal_version=None, driver_version="25.0.rc1.1")
-    selection = select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), host)
+    selection = image_select(fixture_profile("Qwen__Qwen3-8B", tmp_path), host)
     # v0.23.0 (CANN 9.1.0) needs HDK 25.2 or newer; v0.24.0rc1 (CANN 9.0.1) runs on 25.0.x.
     assert selection["image"] == QUAY + ":v0.24.0rc1"
 
 
 def test_v0_18_0_is_refused_on_x86(tmp_path):
     host = dict(A2_CURRENT, arch="x86_64")
-    selection = select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), host, {"vllm_min_version": "v0.18.0"})
+    selection = image_select(fixture_profile("Qwen__Qwen3-8B", tmp_path), host, {"vllm_min_version": "v0.18.0"})
     v0_18 = [item for item in selection["rejected"] if item["version"] == "v0.18.0"][0]
     assert v0_18["codes"] == ["PLATFORM"] and "#7993" in v0_18["reason"]
 
@@ -267,7 +267,7 @@ def test_v0_18_0_is_refused_on_x86(tmp_path):
 def test_pinned_too_old_image_is_refused_with_the_reason(tmp_path):
     profile = fixture_profile("Qwen__Qwen3-8B", tmp_path)
     with pytest.raises(ImageSelectError) as caught:
-        select_backend(profile, A2_CURRENT, {"image": QUAY + ":v0.11.0rc0"})
+        image_select(profile, A2_CURRENT, {"image": QUAY + ":v0.11.0rc0"})
     assert str(caught.value).startswith(
         "pinned image quay.io/ascend/vllm-ascend:v0.11.0rc0 is refused: v0.11.0rc0 is older than "
         "v0.14.0rc1: Qwen3ForCausalLM needs vllm-ascend v0.14.0rc1 or newer"
@@ -276,7 +276,7 @@ def test_pinned_too_old_image_is_refused_with_the_reason(tmp_path):
 
 
 def test_pinned_too_old_image_is_used_with_force(tmp_path):
-    selection = select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), A2_CURRENT, {"image": QUAY + ":v0.11.0rc0", "force": True})
+    selection = image_select(fixture_profile("Qwen__Qwen3-8B", tmp_path), A2_CURRENT, {"image": QUAY + ":v0.11.0rc0", "force": True})
     assert (selection["backend"], selection["image"], selection["vllm_ascend_version"]) == ("vllm", QUAY + ":v0.11.0rc0", "v0.11.0rc0")
     assert selection["pinned"] is True and selection["forced"] is True
     assert selection["warnings"][0].startswith(
@@ -288,7 +288,7 @@ def test_pinned_too_old_image_is_used_with_force(tmp_path):
 
 def test_pin_older_than_vllm_min_version_is_refused_even_with_force(tmp_path):
     with pytest.raises(ImageSelectError, match="contradicts vllm_min_version: v0.11.0rc0 is older than vllm_min_version v0.14.0rc1"):
-        select_backend(
+        image_select(
             fixture_profile("Qwen__Qwen3-8B", tmp_path),
             A2_CURRENT,
             {"image": QUAY + ":v0.11.0rc0", "force": True, "vllm_min_version": "v0.14.0rc1"},
@@ -297,23 +297,23 @@ def test_pin_older_than_vllm_min_version_is_refused_even_with_force(tmp_path):
 
 def test_pin_by_bare_tag_and_through_a_mirror(tmp_path):
     profile = fixture_profile("Qwen__Qwen3-8B", tmp_path)
-    bare = select_backend(profile, A2_CURRENT, {"image": "v0.15.0rc1"})
+    bare = image_select(profile, A2_CURRENT, {"image": "v0.15.0rc1"})
     assert bare["image"] == QUAY + ":v0.15.0rc1" and bare["warnings"] == []
     mirror = "m.daocloud.io/quay.io/ascend/vllm-ascend:v0.15.0rc1-openeuler"
-    mirrored = select_backend(profile, A2_CURRENT, {"image": mirror})
+    mirrored = image_select(profile, A2_CURRENT, {"image": mirror})
     assert (mirrored["image"], mirrored["vllm_ascend_version"], mirrored["cann"]) == (mirror, "v0.15.0rc1", "8.5.0")
 
 
 def test_pin_for_another_chip_family_is_refused(tmp_path):
     with pytest.raises(ImageSelectError, match="the image is built for a3 chips, the host has a2"):
-        select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), A2_CURRENT, {"image": QUAY + ":v0.15.0rc1-a3"})
+        image_select(fixture_profile("Qwen__Qwen3-8B", tmp_path), A2_CURRENT, {"image": QUAY + ":v0.15.0rc1-a3"})
 
 
 def test_unknown_pin_needs_force(tmp_path):
     profile = fixture_profile("Qwen__Qwen3-8B", tmp_path)
     with pytest.raises(ImageSelectError, match="pinned image registry.example.com/team/server:1 is not in the compatibility data"):
-        select_backend(profile, A2_CURRENT, {"image": "registry.example.com/team/server:1"})
-    forced = select_backend(profile, A2_CURRENT, {"image": "registry.example.com/team/server:1", "force": True})
+        image_select(profile, A2_CURRENT, {"image": "registry.example.com/team/server:1"})
+    forced = image_select(profile, A2_CURRENT, {"image": "registry.example.com/team/server:1", "force": True})
     assert forced["image"] == "registry.example.com/team/server:1" and forced["vllm_ascend_version"] is None
     assert "used unchecked because force is true" in forced["warnings"][0]
 
@@ -322,7 +322,7 @@ def test_unknown_pin_needs_force(tmp_path):
 
 
 def test_310p_host_gets_a_310p_image(tmp_path):
-    selection = select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), DUO_310P_CURRENT)
+    selection = image_select(fixture_profile("Qwen__Qwen3-8B", tmp_path), DUO_310P_CURRENT)
     assert selection["chip_family"] == "310p"
     assert selection["image"] == QUAY + ":v0.24.0rc1-310p"
     assert selection["cann"] == "9.1.0-beta.1"
@@ -330,7 +330,7 @@ def test_310p_host_gets_a_310p_image(tmp_path):
 
 
 def test_310p_host_with_an_old_driver_gets_a_clear_no_image_reason(tmp_path):
-    selection = select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), DUO_310P_OLD_DRIVER)
+    selection = image_select(fixture_profile("Qwen__Qwen3-8B", tmp_path), DUO_310P_OLD_DRIVER)
     assert selection["backend"] == "transformers"
     assert selection["reasons"][0].startswith("chip family 310p (Atlas 300I Duo / 300I inference cards (310P)) from chip(s) 310P3")
     assert selection["reasons"][1].startswith(
@@ -344,10 +344,10 @@ def test_310p_host_with_an_old_driver_gets_a_clear_no_image_reason(tmp_path):
 def test_310p_gap_and_moe_minimum(tmp_path):
     moe = fixture_profile("Qwen__Qwen3-30B-A3B", tmp_path)
     with pytest.raises(ImageSelectError) as caught:
-        select_backend(moe, DUO_310P_CURRENT, {"image": QUAY + ":v0.14.0rc1-310p"})
+        image_select(moe, DUO_310P_CURRENT, {"image": QUAY + ":v0.14.0rc1-310p"})
     assert "v0.14.0rc1 is older than v0.15.0rc1, the first release that runs Qwen3MoeForCausalLM on 310p" in str(caught.value)
     with pytest.raises(ImageSelectError, match="v0.12.0rc1 on 310p: 310P support was dropped from v0.11.0rc0"):
-        select_backend(fixture_profile("Qwen__Qwen2.5-7B-Instruct", tmp_path), DUO_310P_CURRENT, {"image": QUAY + ":v0.12.0rc1-310p"})
+        image_select(fixture_profile("Qwen__Qwen2.5-7B-Instruct", tmp_path), DUO_310P_CURRENT, {"image": QUAY + ":v0.12.0rc1-310p"})
 
 
 # --------------------------------------------------------------------------- families and backends
@@ -379,12 +379,12 @@ def test_mixed_hosts_must_name_their_family():
 
 def test_first_generation_910_has_no_backend(tmp_path):
     with pytest.raises(ImageSelectError, match="no backend can serve this host: chip family 910 has no CANN container image"):
-        select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), {"chips": [{"name": "910A"}], "cann_version": "8.0.0"})
+        image_select(fixture_profile("Qwen__Qwen3-8B", tmp_path), {"chips": [{"name": "910A"}], "cann_version": "8.0.0"})
 
 
 def test_backend_vllm_fails_when_nothing_fits(tmp_path):
     with pytest.raises(ImageSelectError) as caught:
-        select_backend(_glm_ocr_profile(tmp_path), A2_CURRENT, {"backend": "vllm"})
+        image_select(_glm_ocr_profile(tmp_path), A2_CURRENT, {"backend": "vllm"})
     assert str(caught.value).startswith(
         "backend vllm was requested but no vLLM image fits: vLLM cannot serve it: architecture "
         "GlmOcrForConditionalGeneration is not supported"
@@ -393,10 +393,10 @@ def test_backend_vllm_fails_when_nothing_fits(tmp_path):
 
 
 def test_backend_transformers_skips_vllm(tmp_path):
-    selection = select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), A2_OLD_NNAL, {"backend": "transformers"})
+    selection = image_select(fixture_profile("Qwen__Qwen3-8B", tmp_path), A2_OLD_NNAL, {"backend": "transformers"})
     assert selection["backend"] == "transformers" and selection["rejected"] == []
     assert selection["reasons"][1] == "backend transformers was requested; vLLM images were not considered."
-    named = select_backend(
+    named = image_select(
         fixture_profile("Qwen__Qwen3-8B", tmp_path),
         A2_OLD_NNAL,
         {"backend": "transformers", "image": "registry.example.com/npu/tf-server:1"},
@@ -406,12 +406,12 @@ def test_backend_transformers_skips_vllm(tmp_path):
 
 
 def test_openeuler_images(tmp_path):
-    selection = select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), A2_CURRENT, {"os": "openeuler"})
+    selection = image_select(fixture_profile("Qwen__Qwen3-8B", tmp_path), A2_CURRENT, {"os": "openeuler"})
     assert selection["image"] == QUAY + ":v0.24.0rc1-openeuler"
 
 
 def test_unlisted_architecture_goes_to_transformers(tmp_path):
-    selection = select_backend(fixture_profile("Nanbeige__Nanbeige4.2-3B", tmp_path), A2_CURRENT)
+    selection = image_select(fixture_profile("Nanbeige__Nanbeige4.2-3B", tmp_path), A2_CURRENT)
     assert selection["backend"] == "transformers"
     assert selection["reasons"][1].startswith(
         "vLLM cannot serve it: architecture NanbeigeForCausalLM is not listed by any vllm-ascend release"
@@ -420,7 +420,7 @@ def test_unlisted_architecture_goes_to_transformers(tmp_path):
 
 def test_same_inputs_give_the_same_answer(tmp_path):
     profile = fixture_profile("mistralai__Mixtral-8x7B-v0.1", tmp_path)
-    assert select_backend(profile, A2_CURRENT) == select_backend(profile, A2_CURRENT)
+    assert image_select(profile, A2_CURRENT) == image_select(profile, A2_CURRENT)
 
 
 # --------------------------------------------------------------------------- overrides
@@ -428,7 +428,7 @@ def test_same_inputs_give_the_same_answer(tmp_path):
 
 def test_overrides_point_at_a_private_registry(tmp_path):
     matrix = load_matrix({"registry": "registry.example.com:5000/ascend/vllm-ascend"})
-    selection = select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), A2_CURRENT, matrix=matrix)
+    selection = image_select(fixture_profile("Qwen__Qwen3-8B", tmp_path), A2_CURRENT, matrix=matrix)
     assert selection["image"] == "registry.example.com:5000/ascend/vllm-ascend:v0.24.0rc1"
 
 
@@ -448,7 +448,7 @@ def test_overrides_add_an_in_house_image(tmp_path):
             ]
         }
     )
-    selection = select_backend(fixture_profile("Nanbeige__Nanbeige4.2-3B", tmp_path), A2_CURRENT, matrix=matrix)
+    selection = image_select(fixture_profile("Nanbeige__Nanbeige4.2-3B", tmp_path), A2_CURRENT, matrix=matrix)
     assert (selection["backend"], selection["image"], selection["vllm_ascend_version"]) == ("vllm", in_house, "v0.14.0rc1")
     assert "in-house build, tested 2026-03" in selection["reasons"][1]
 
@@ -460,7 +460,7 @@ def test_overrides_add_an_architecture_and_retire_a_release(tmp_path):
             "releases": {"v0.24.0rc1": {"disabled": True}},
         }
     )
-    selection = select_backend(fixture_profile("Nanbeige__Nanbeige4.2-3B", tmp_path), A2_CURRENT, matrix=matrix)
+    selection = image_select(fixture_profile("Nanbeige__Nanbeige4.2-3B", tmp_path), A2_CURRENT, matrix=matrix)
     assert selection["image"] == QUAY + ":v0.23.0"
 
 
@@ -480,12 +480,12 @@ def test_overrides_add_an_architecture_and_retire_a_release(tmp_path):
 )
 def test_bad_wishes_are_refused(tmp_path, wishes, message):
     with pytest.raises(ValueError) as caught:
-        select_backend(fixture_profile("Qwen__Qwen3-8B", tmp_path), A2_CURRENT, wishes)
+        image_select(fixture_profile("Qwen__Qwen3-8B", tmp_path), A2_CURRENT, wishes)
     assert str(caught.value).startswith(message)
 
 
 def test_inputs_must_be_dicts():
     with pytest.raises(ValueError, match="profile must be a dict"):
-        select_backend("Qwen3-8B", A2_CURRENT)
+        image_select("Qwen3-8B", A2_CURRENT)
     with pytest.raises(ValueError, match="host must be a dict"):
-        select_backend({}, "node1")
+        image_select({}, "node1")

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from ansible_collections.npu.fleet.plugins.module_utils._preflight import evaluate_host, release_line
+from ansible_collections.npu.fleet.plugins.module_utils._preflight import preflight_verdict, release_line
 
 from emulated_host import emulated_host, profile_named, run
 
@@ -34,7 +34,7 @@ def codes(verdict, severity=None):
 
 
 def test_healthy_host_passes_with_every_chip(tmp_path, monkeypatch, capsys):
-    verdict = evaluate_host(discovered(tmp_path, monkeypatch, capsys, profile_named("a2-910b4-8x32g")), require_ascend_runtime=True)
+    verdict = preflight_verdict(discovered(tmp_path, monkeypatch, capsys, profile_named("a2-910b4-8x32g")), require_ascend_runtime=True)
     assert verdict["ok"] is True
     assert verdict["problems"] == []
     assert verdict["usable_devices"] == ["/dev/davinci%d" % n for n in range(8)]
@@ -43,7 +43,7 @@ def test_healthy_host_passes_with_every_chip(tmp_path, monkeypatch, capsys):
 
 def test_broken_host_reports_its_three_faults_at_once(tmp_path, monkeypatch, capsys):
     npu = discovered(tmp_path, monkeypatch, capsys, profile_named("broken-910b4"))
-    verdict = evaluate_host(npu)
+    verdict = preflight_verdict(npu)
     assert verdict["ok"] is False
     assert verdict["error_codes"] == ["FWKACLLIB_MISSING", "NNAL_CANN_MISMATCH"]
     assert verdict["warning_codes"] == ["CHIP_UNHEALTHY"]
@@ -60,7 +60,7 @@ def test_broken_host_reports_its_three_faults_at_once(tmp_path, monkeypatch, cap
 
 
 def test_busy_chips_are_left_out_but_the_host_passes(tmp_path, monkeypatch, capsys):
-    verdict = evaluate_host(discovered(tmp_path, monkeypatch, capsys, profile_named("a2-910b3-8x64g-busy")))
+    verdict = preflight_verdict(discovered(tmp_path, monkeypatch, capsys, profile_named("a2-910b3-8x64g-busy")))
     assert verdict["ok"] is True
     assert codes(verdict) == ["CHIP_BUSY", "CHIP_BUSY"]
     assert verdict["excluded_devices"] == ["/dev/davinci2", "/dev/davinci3"]
@@ -70,13 +70,13 @@ def test_busy_chips_are_left_out_but_the_host_passes(tmp_path, monkeypatch, caps
 
 def test_processes_npu_fleet_started_do_not_make_a_chip_busy(tmp_path, monkeypatch, capsys):
     npu = discovered(tmp_path, monkeypatch, capsys, profile_named("a2-910b3-8x64g-busy"))
-    verdict = evaluate_host(npu, managed_pids=[1036531])
+    verdict = preflight_verdict(npu, managed_pids=[1036531])
     assert verdict["excluded_devices"] == ["/dev/davinci3"]
 
 
 def test_reserved_devices_are_excluded(tmp_path, monkeypatch, capsys):
     npu = discovered(tmp_path, monkeypatch, capsys, profile_named("duo-310p3-2card"))
-    verdict = evaluate_host(npu, reserved_devices=["/dev/davinci3"])
+    verdict = preflight_verdict(npu, reserved_devices=["/dev/davinci3"])
     assert verdict["ok"] is True
     assert verdict["usable_devices"] == ["/dev/davinci0", "/dev/davinci1", "/dev/davinci2"]
     assert verdict["excluded_devices"] == ["/dev/davinci3"]
@@ -85,7 +85,7 @@ def test_reserved_devices_are_excluded(tmp_path, monkeypatch, capsys):
 def test_warning_health_keeps_the_chip(tmp_path, monkeypatch, capsys):
     profile = copy.deepcopy(profile_named("a2-910b4-8x32g"))
     profile["chip_overrides"] = {1: {"health": "Warning"}}
-    verdict = evaluate_host(discovered(tmp_path, monkeypatch, capsys, profile))
+    verdict = preflight_verdict(discovered(tmp_path, monkeypatch, capsys, profile))
     assert codes(verdict) == ["CHIP_UNHEALTHY"]
     assert verdict["problems"][0]["usable"] is True
     assert "/dev/davinci1" in verdict["usable_devices"]
@@ -93,15 +93,15 @@ def test_warning_health_keeps_the_chip(tmp_path, monkeypatch, capsys):
 
 def test_ascend_runtime_required_but_missing(tmp_path, monkeypatch, capsys):
     npu = discovered(tmp_path, monkeypatch, capsys, profile_named("a2-910b3-8x64g-busy"))
-    assert evaluate_host(npu)["ok"] is True
-    verdict = evaluate_host(npu, require_ascend_runtime=True)
+    assert preflight_verdict(npu)["ok"] is True
+    verdict = preflight_verdict(npu, require_ascend_runtime=True)
     assert verdict["error_codes"] == ["ASCEND_RUNTIME_MISSING"]
 
 
 def test_ascend_runtime_installed_but_unregistered(tmp_path, monkeypatch, capsys):
     profile = copy.deepcopy(profile_named("a2-910b4-8x32g"))
     profile["ascend_docker_runtime"]["registered"] = False
-    verdict = evaluate_host(discovered(tmp_path, monkeypatch, capsys, profile), require_ascend_runtime=True)
+    verdict = preflight_verdict(discovered(tmp_path, monkeypatch, capsys, profile), require_ascend_runtime=True)
     assert verdict["error_codes"] == ["ASCEND_RUNTIME_UNREGISTERED"]
     assert "v5.0.RC3" in verdict["problems"][0]["message"]
 
@@ -109,14 +109,14 @@ def test_ascend_runtime_installed_but_unregistered(tmp_path, monkeypatch, capsys
 def test_missing_nnal_is_a_warning_and_missing_cann_an_error(tmp_path, monkeypatch, capsys):
     npu = discovered(tmp_path, monkeypatch, capsys, profile_named("a2-910b4-8x32g"))
     npu["nnal_version"] = None
-    assert codes(evaluate_host(npu)) == ["NNAL_MISSING"]
+    assert codes(preflight_verdict(npu)) == ["NNAL_MISSING"]
     npu["cann_version"] = None
-    verdict = evaluate_host(npu)
+    verdict = preflight_verdict(npu)
     assert verdict["error_codes"] == ["CANN_MISSING"]
 
 
 def test_discovery_failure_and_docker_failure_are_both_reported():
-    verdict = evaluate_host(
+    verdict = preflight_verdict(
         None,
         npu_error="npu-smi info exited 2: dcmi module initialize failed. ret is -8005",
         docker_error="Error connecting: Error while fetching server API version",
@@ -129,7 +129,7 @@ def test_discovery_failure_and_docker_failure_are_both_reported():
 def test_a_host_without_chips_is_an_error(tmp_path, monkeypatch, capsys):
     npu = discovered(tmp_path, monkeypatch, capsys, profile_named("a2-910b4-8x32g"))
     npu["chips"] = []
-    assert evaluate_host(npu)["error_codes"] == ["NO_NPU_FOUND"]
+    assert preflight_verdict(npu)["error_codes"] == ["NO_NPU_FOUND"]
 
 
 @pytest.mark.parametrize(
@@ -149,13 +149,13 @@ def test_release_line(cann, nnal, same):
 def test_newer_nnal_than_cann_is_named_so(tmp_path, monkeypatch, capsys):
     npu = discovered(tmp_path, monkeypatch, capsys, profile_named("a2-910b4-8x32g"))
     npu["nnal_version"] = "9.1.0"
-    problem = evaluate_host(npu)["problems"][0]
+    problem = preflight_verdict(npu)["problems"][0]
     assert problem["message"].startswith("NNAL 9.1.0 is newer than CANN 8.5.0")
 
 
 def test_missing_requests_on_the_host_is_named_as_such():
     # The message community.docker's modules fail with when `requests` cannot be imported.
-    verdict = evaluate_host(
+    verdict = preflight_verdict(
         None,
         npu_error="not run",
         docker_error=(
