@@ -38,6 +38,7 @@ ARGUMENT_SPEC = {
     "port_range": {"type": "str", "default": DEFAULT_PORT_RANGE},
     "share_chip_limit": {"type": "float", "default": SHARE_CAP},
     "image_selector": {"type": "list", "elements": "dict", "default": []},
+    "port_scheme": {"type": "str", "choices": ["device", "hash"], "default": "device"},
 }
 
 # hostvars -> host spec field, for the inventory variables the planner reads.
@@ -192,6 +193,7 @@ class ActionModule(ActionBase):
                 share_cap=args["share_chip_limit"],
                 default_port_range=args["port_range"],
                 known_hosts=sorted(str(name) for name in (task_vars.get("groups") or {}).get("all", [])),
+                port_scheme=args["port_scheme"],
             )
         except (PlacementError, ContainerSpecError) as exc:
             result.update(failed=True, msg=str(exc))

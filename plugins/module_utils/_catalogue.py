@@ -148,6 +148,15 @@ def _check_utilization(value: Any, where: str) -> float:
     return float(value)
 
 
+def _check_share(value: Any, where: str) -> Any:
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return AUTO
+    try:
+        return _as_bool(value, where)
+    except CatalogueError:
+        raise CatalogueError("%s must be true or false (or auto), got %r" % (where, value)) from None
+
+
 def _check_vllm_version(value: Any, where: str) -> str:
     text = _as_str(value, where)
     try:
@@ -317,7 +326,15 @@ FIELDS = (
         check=_check_utilization,
     ),
     Field(
-        "share_chip", "bool", ("plan",), "Let several single-chip replicas share one chip, each with a memory slice.", True, default=False
+        "share_chip",
+        "raw",
+        ("plan",),
+        "Several single-chip replicas on one chip, each with a memory slice: V(auto) only when whole chips run out, V(true) "
+        "always, V(false) never. Slices of a chip sum below 1 - idle memory / total; shared containers get "
+        "C(PYTORCH_NPU_ALLOC_CONF=expandable_segments:True).",
+        True,
+        default=AUTO,
+        check=_check_share,
     ),
     Field("hosts", "list", ("plan",), "Only these inventory hosts may run the model.", ["npu-a2-01"], elements="str"),
     Field(
@@ -406,7 +423,7 @@ def validate_entry(entry: Any, index: int = 0) -> Dict[str, Any]:
     low, high = clean.get("min_model_len", DEFAULT_MIN_MODEL_LEN), clean.get("max_model_len")
     if high is not None and low > high:
         raise CatalogueError("%s: min_model_len %d exceeds max_model_len %d; lower min_model_len" % (where, low, high))
-    if clean.get("share_chip") and clean.get("tensor_parallel_size", AUTO) not in (AUTO, 1):
+    if clean.get("share_chip") is True and clean.get("tensor_parallel_size", AUTO) not in (AUTO, 1):
         raise CatalogueError(
             "%s: share_chip needs tensor_parallel_size 1 (a shared chip holds whole replicas); "
             "set tensor_parallel_size: 1 or share_chip: false" % where

@@ -20,7 +20,7 @@ spells a label, a suffix or a condition of its own:
 Every trap of running vllm-ascend by hand is decided here, once:
 
 * the container gets exactly the placement's ``/dev/davinciN`` plus the three
-  manager nodes, and ``ASCEND_RT_VISIBLE_DEVICES`` counts them ``0..k-1``
+  manager nodes, and ``ASCEND_RT_VISIBLE_DEVICES`` counts them ``0..k-1`` (left unset on Atlas 950)
   (inside, the first mapped chip is device 0 whatever its host number);
 * the driver paths the host has (``driver/lib64``, ``version.info``,
   ``/etc/ascend_install.info``, dcmi, npu-smi, fwkacllib) are mounted
@@ -66,6 +66,7 @@ MANAGER_DEVICES = ("/dev/davinci_manager", "/dev/devmm_svm", "/dev/hisi_hdc")
 MODELS_DIR = "/models"
 _DEVICE_RE = re.compile(r"^/dev/davinci(\d+)$")
 _NAME_RE = re.compile(r"[^a-zA-Z0-9_.-]+")
+SHARED_CHIP_ENV = ("PYTORCH_NPU_ALLOC_CONF", "expandable_segments:True")
 # A replaced container is kept, stopped, under this suffix until its successor is healthy.
 PREVIOUS_SUFFIX = "-previous"
 # What each label holds; written by container_spec, read back by replicas_running.
@@ -217,7 +218,9 @@ def container_spec(placement, model_path, driver_mounts, options=None):
     model_dir = "%s/%s" % (MODELS_DIR, _NAME_RE.sub("-", str(placement["model"])))
     visible = ",".join(str(index) for index in range(len(host_ids)))
 
-    env = {"ASCEND_RT_VISIBLE_DEVICES": visible}
+    # Atlas 950 (A5): with only some of the host's NPUs mounted, ASCEND_RT_VISIBLE_DEVICES must stay unset
+    # (vllm-ascend PR #12959: container-local ids such as 0,1 break its endpoint-file mapping there).
+    env = {} if placement.get("chip_family") == "950" else {"ASCEND_RT_VISIBLE_DEVICES": visible}
     devices, volumes = [], ["%s:%s:ro" % (model_path, model_dir)]
     runtime = None
     if merged["use_ascend_runtime"]:
@@ -241,6 +244,10 @@ def container_spec(placement, model_path, driver_mounts, options=None):
         if key in env:
             raise ContainerSpecError("%s: env sets %s, which npu.fleet sets itself; remove it" % (placement["model"], key))
         env[str(key)] = str(value)
+    if placement.get("share_chip"):
+        # Several processes on one chip: the allocator must not hold on to whole segments (the recipe of
+        # vllm-ascend issues 5650, 5707 for several models per NPU). A user's own value wins.
+        env.setdefault(SHARED_CHIP_ENV[0], SHARED_CHIP_ENV[1])
 
     spec = {
         "name": container_name(placement["model"], placement["replica"]),

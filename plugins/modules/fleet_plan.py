@@ -78,6 +78,15 @@ options:
     description: Largest sum of C(gpu_memory_utilization) slices on one shared chip.
     type: float
     default: 0.95
+  port_scheme:
+    description:
+      - How a new replica's host port is chosen (a running replica keeps its port, a moved one too when it is free).
+      - V(device) - the port range start plus the number of the replica's first C(/dev/davinciN) (davinci6 -> 18006), or
+        the next free port after it; a person reads the chip off the port.
+      - V(hash) - a port hashed from model name and replica, stable whatever else the catalogue holds.
+    type: str
+    choices: [device, hash]
+    default: device
   image_selector:
     description:
       - Backend and image per model and host.
@@ -230,11 +239,17 @@ plan:
           type: int
           sample: 32768
         share_chip:
-          description: Whether the chip is shared with other replicas.
+          description:
+            - Whether the chip is shared with other replicas (C(share_chip) true, or auto when whole chips ran out); the
+              container then gets C(PYTORCH_NPU_ALLOC_CONF=expandable_segments:True).
           type: bool
           sample: false
+        chip_family:
+          description: Interconnect family of the host (V(910b), V(910a), V(a3), V(310p), V(950), V(other)); the container spec follows it.
+          type: str
+          sample: 910b
         reasons:
-          description: Why the replica got these settings (kept, capped, auto TP size, A3 module).
+          description: Why the replica got these settings (kept, capped, auto TP size, A3 module, shared chip).
           type: list
           elements: str
           sample: ["tensor_parallel_size auto -> 1"]
@@ -287,6 +302,7 @@ def main():
             "port_range": {"type": "str", "default": "18000-18999"},
             "share_chip_limit": {"type": "float", "default": 0.95},
             "image_selector": {"type": "list", "elements": "dict", "default": []},
+            "port_scheme": {"type": "str", "choices": ["device", "hash"], "default": "device"},
         },
         supports_check_mode=True,
     )

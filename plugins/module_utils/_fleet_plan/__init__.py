@@ -72,6 +72,7 @@ from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan.results impo
     render_table,
 )
 from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan.search import _Planner
+from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan.sharing import AUTO_SHARE_REASON, settle, share_when_chips_run_out
 from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan.sticky import _sticky_pass
 from ansible_collections.npu.fleet.plugins.module_utils._model_profile import profile_model
 
@@ -91,6 +92,27 @@ __all__ = [
 ]
 
 
+PORT_SCHEMES = ("device", "hash")
+
+
+def _plan_pass(catalogue, hosts, current, default_range, share_cap, image_selector, known_hosts, port_scheme):
+    """One planning pass over fresh copies of the inputs: (planner, running, gone, replicas left over)."""
+    running = _validate_current(current)
+    fleet = _validate_hosts(hosts, running, default_range)
+    _check_references(catalogue, fleet, known_hosts)
+    planner = _Planner(catalogue, fleet, share_cap, image_selector, port_scheme)
+    for model in catalogue:
+        planner.fit(model, 65536, 1, model.util_milli or int(DEFAULT_UTILIZATION * 1000), "910b")  # profile sanity
+    _mark_our_ports(running, fleet)
+    planner.index_hosts()
+    gone = _sticky_pass(planner, running)
+    planner.previous_ports = dict((key, entry["port"]) for key, entry in gone.items())
+    pending = [
+        (model.name, replica) for model in catalogue for replica in range(model.replicas) if (model.name, replica) not in planner.placed
+    ]
+    return planner, running, gone, _place_with_repair(planner, pending)
+
+
 def plan(
     hosts: Any,
     models: Any,
@@ -100,6 +122,7 @@ def plan(
     default_port_range: Any = DEFAULT_PORT_RANGE,
     profile_loader: Callable[[str], Dict[str, Any]] = profile_model,
     known_hosts: Optional[List[str]] = None,
+    port_scheme: str = "device",
 ) -> Dict[str, Any]:
     """Plan every replica of ``models`` on ``hosts``, keeping what runs (``current``) where it still fits.
 
@@ -112,29 +135,27 @@ def plan(
     placement (the seam for image selection). ``known_hosts``: every host
     of the inventory; a ``hosts`` constraint may name one of them that this
     run does not plan (``--limit``) without being an input error.
+    ``port_scheme``: ``device`` (a new replica's port is the range start
+    plus its first device number, or the next free one) or ``hash`` (a
+    stable port hashed from model and replica). Kept replicas keep theirs.
     Same inputs, same plan. Raises PlacementError for invalid input.
     """
     if isinstance(share_cap, bool) or not isinstance(share_cap, (int, float)) or not 0 < share_cap <= 1:
         raise PlacementError("share_chip_limit must be in (0, 1], got %r" % (share_cap,))
     default_range = _parse_port_range(default_port_range, "port_range")
     catalogue = _validate_models(models, profile_loader)
-    running = _validate_current(current)
-    fleet = _validate_hosts(hosts, running, default_range)
-    _check_references(catalogue, fleet, known_hosts or [])
-    planner = _Planner(catalogue, fleet, share_cap, image_selector)
-    for model in catalogue:
-        planner.fit(model, 65536, 1, model.util_milli or int(DEFAULT_UTILIZATION * 1000), "910b")  # profile sanity
-    _mark_our_ports(running, fleet)
-    planner.index_hosts()
-    gone = _sticky_pass(planner, running)
-    planner.previous_ports = dict((key, entry["port"]) for key, entry in gone.items())
-    pending = [
-        (model.name, replica) for model in catalogue for replica in range(model.replicas) if (model.name, replica) not in planner.placed
-    ]
-    left = _place_with_repair(planner, pending)
+    if port_scheme not in PORT_SCHEMES:
+        raise PlacementError("port_scheme must be one of %s, got %r" % (", ".join(PORT_SCHEMES), port_scheme))
+    settings = (hosts, current, default_range, share_cap, image_selector, known_hosts or [], port_scheme)
+    first = _plan_pass(catalogue, *settings)
+    (planner, running, gone, left), shared = share_when_chips_run_out(catalogue, first, lambda models: _plan_pass(models, *settings))
+    settle(planner, shared)
     placements = [_placement_out(planner, planner.placed[key]) for key in sorted(planner.placed)]
+    for placement in placements:
+        if placement["model"] in shared and placement["share_chip"]:
+            placement["reasons"].insert(0, AUTO_SHARE_REASON)
     unplaced = []
-    reasons = {}  # type: Dict[str, Dict[str, Any]]
+    reasons: Dict[str, Dict[str, Any]] = {}
     for key in sorted(left):
         if key[0] not in reasons:
             reasons[key[0]] = _unplaced_reason(planner, planner.models[key[0]])

@@ -45,7 +45,7 @@ HEALTH_USABLE = ("OK", "Warning")  # as _preflight.py: "Warning" leaves a chip u
 
 
 def chip_family(chips: Sequence[Dict[str, Any]], layout: Optional[str] = None) -> str:
-    """Interconnect family of a host from npu_facts chips: 910b, 910a, a3, 310p or other.
+    """Interconnect family of a host from npu_facts chips: 910b, 910a, a3, 310p, 950 or other.
 
     Chip names alone do not tell A2 from A3 (a 910B3 runs in A2 servers); the
     A3 table layout (``Chip Phy-ID``) or two ``Ascend910`` chips per NPU do.
@@ -56,6 +56,8 @@ def chip_family(chips: Sequence[Dict[str, Any]], layout: Optional[str] = None) -
         per_npu[chip.get("npu_id")] = per_npu.get(chip.get("npu_id"), 0) + 1
     if layout == "a3":
         return "a3"
+    if layout == "a5" or any("950" in name for name in names):
+        return "950"
     if any("310P" in name for name in names):
         return "310p"
     if any("910B" in name for name in names):
@@ -122,6 +124,7 @@ class _Host:
         "models",
         "ok",
         "notes",
+        "share_cap_milli",
         "_sig",
     )
 
@@ -132,7 +135,7 @@ class _Host:
             for group in self.groups:
                 units = sorted(tuple(sorted((self.chips[i].memory_mb, self.chips[i].state()) for i in unit)) for unit in group)
                 groups.append(tuple(units))
-            self._sig = (self.family, len(self.chips), tuple(sorted(groups)))
+            self._sig = (self.family, len(self.chips), self.share_cap_milli, tuple(sorted(groups)))
         return self._sig
 
     def free_count(self) -> int:
@@ -251,6 +254,7 @@ def _validate_host(name: str, spec: Any, ours: Dict[str, Dict[str, Any]], defaul
     reserved = _as_str_list(spec.get("reserved_devices"), where + ": reserved_devices")
     excluded = _excluded_map(spec)
     host.chips = _build_chips(host, raw_chips, reserved, excluded, ours)
+    host.share_cap_milli = idle_share_cap_milli(raw_chips)
     host.groups = _topology(host, host.family, spec.get("interconnect_groups"))
     for number, group in enumerate(host.groups):
         for unit_number, unit in enumerate(group):
@@ -259,6 +263,27 @@ def _validate_host(name: str, spec: Any, ours: Dict[str, Dict[str, Any]], defaul
     if not host.ok:
         host.notes.append("failed preflight: it receives nothing")
     return host
+
+
+def idle_share_cap_milli(raw_chips: Sequence[Dict[str, Any]]) -> int:
+    """What slices on one shared chip may sum to: 1 - idle memory / total, from the host's idle chips.
+
+    An idle 910B chip already shows about 3 GiB used (firmware, the CANN
+    context); each extra vLLM process on a shared chip starts its own
+    context, so the slices must leave that much free (the community's
+    recipe for several models per chip, vllm-ascend issues 5650, 5707, 5213).
+    Hosts whose chips report no idle use get 1000 (the plan's share cap then rules).
+    """
+    fractions = [
+        raw["memory_used_mb"] / float(raw["memory_total_mb"])
+        for raw in raw_chips
+        if isinstance(raw, dict)
+        and not raw.get("processes")
+        and _is_int(raw.get("memory_used_mb"))
+        and _is_int(raw.get("memory_total_mb"))
+        and raw["memory_total_mb"] > 0
+    ]
+    return int((1 - max(fractions)) * 1000) if fractions else 1000
 
 
 def _build_chips(

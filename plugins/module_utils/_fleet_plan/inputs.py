@@ -36,7 +36,7 @@ DEFAULT_UTILIZATION = 0.9
 SHARE_CAP = 0.95
 
 # Interconnect families (docs/placement.md, "Interconnect groups", has the sources).
-FAMILIES = ("910b", "910a", "a3", "310p", "other")
+FAMILIES = ("910b", "910a", "a3", "310p", "950", "other")
 
 # Every field of a catalogue entry (the one schema, _catalogue.FIELDS); the planner reads those of stage "plan".
 MODEL_FIELDS = tuple(field.name for field in CATALOGUE_FIELDS)
@@ -147,11 +147,22 @@ class _Model:
         "spread",
         "port",
         "share",
+        "share_auto",
         "entry",
     )
 
     def where(self) -> str:
         return "npu_fleet_models[%d] (%s)" % (self.index, self.name)
+
+    def sharing(self, share: bool) -> "_Model":
+        """A copy that shares chips (or not): share_chip auto is planned both ways."""
+        model = _Model()
+        for slot in _Model.__slots__:
+            setattr(model, slot, getattr(self, slot))
+        model.share = share
+        if share and self.entry.get("gpu_memory_utilization") is None:
+            model.util_milli = None  # a slice sized for the model, not the whole-chip 0.9
+        return model
 
 
 def _model_profile_of(entry: Dict[str, Any], where: str, loader: Callable[[str], Dict[str, Any]]) -> Dict[str, Any]:
@@ -173,7 +184,9 @@ def _model_from_entry(entry: Dict[str, Any], index: int, loader: Callable[[str],
     model.tp = entry.get("tensor_parallel_size", default_of("tensor_parallel_size"))
     model.max_model_len = entry.get("max_model_len")
     model.min_model_len = entry.get("min_model_len", default_of("min_model_len"))
-    model.share = entry.get("share_chip", default_of("share_chip"))
+    mode = entry.get("share_chip", default_of("share_chip"))
+    # auto: whole chips first; the planner shares only when whole chips run out (plan(), __init__.py).
+    model.share, model.share_auto = mode is True, mode == AUTO
     util = entry.get("gpu_memory_utilization")
     if util is None:
         model.util_milli = None if model.share else int(DEFAULT_UTILIZATION * 1000)

@@ -141,7 +141,8 @@ def _evict_and_replace(planner: _Planner, host: _Host, model: _Model, replica: i
         _restore(planner, released)
         return False
     found = planner.best_on_host(host, model)
-    record = _record(model, replica, host, found[1], found[2], planner.accepts(host, model, replica))
+    port = planner.port_for(host, model, replica, found[1], planner.accepts(host, model, replica))
+    record = _record(model, replica, host, found[1], found[2], port)
     planner.commit(host, record, record.pop("_candidate_chips"))
     replaced = []
     for victim in sorted(released, key=lambda item: (-len(item["_chips"]), item["model"], item["replica"])):

@@ -57,30 +57,65 @@ def _largest_free_group(planner: _Planner, model: _Model, k: int, memory: int) -
 
 
 def _unplaced_reason(planner: _Planner, model: _Model) -> Dict[str, Any]:
-    """A sentence the user can act on, with the demand in numbers."""
+    """A sentence the user can act on, with the demand in numbers and the real obstacle."""
     hosts = [host for host in planner.hosts.values() if planner.eligible(model, host)]
     if not hosts:
         return {"reason": _no_host_reason(planner, model), "needs": []}
-    needs = {}  # type: Dict[Tuple[int, int], _Option]
+    needs: Dict[Tuple[int, int], _Option] = {}
     for host in hosts:
         for memory in sorted(set(chip.memory_mb for chip in host.chips if chip.usable)):
             options = planner.options_for(model, host.family, memory, len(host.chips))
-            if options:
-                needs.setdefault((options[0].k, memory), options[0])
-    minimal = {}  # type: Dict[int, int]
+            # The best option, and every option on fewer chips (a capped context): the five-models-on-four-chips
+            # case needs 2 chips for the full context but fits 1 with a capped one - both are the real demand.
+            for option in options[:1] + [option for option in options[1:] if options and option.k < options[0].k]:
+                needs.setdefault((option.k, memory), option)
+    minimal: Dict[int, int] = {}
     for k, memory in sorted(needs):
         if k not in minimal:
             minimal[k] = memory
     if not minimal:
         return {"reason": _no_fit_reason(planner, model, hosts), "needs": []}
-    parts = ["%d chip%s of >= %s" % (k, "" if k == 1 else "s", _gib(memory)) for k, memory in sorted(minimal.items())]
+    parts = [
+        "%d chip%s of >= %s%s" % (k, "" if k == 1 else "s", _gib(memory), _capped_note(needs[(k, memory)]) if len(minimal) > 1 else "")
+        for k, memory in sorted(minimal.items())
+    ]
     k, memory = sorted(minimal.items())[0]
     largest = _largest_free_group(planner, model, k, memory)
     where = "on one host" + (" in one interconnect group" if k > 1 else "")
     reason = "needs %s %s; largest free group is %d" % (" or ".join(parts), where, largest)
     if largest >= k:
         reason += _blocker(planner, model, hosts)
+    else:
+        reason += _occupancy(hosts)
     return {"reason": reason, "needs": [{"chips": k, "min_chip_memory_mb": memory} for k, memory in sorted(minimal.items())]}
+
+
+def _capped_note(option: _Option) -> str:
+    if option.fit["verdict"] == "capped":
+        return " (max_model_len capped to %d)" % option.fit["recommended_max_model_len"]
+    return ""
+
+
+def _occupancy(hosts: List[_Host]) -> str:
+    """Where the chips went, on the hosts the model may use: replicas of this plan, and chips that are not usable."""
+    parts = []
+    for host in sorted(hosts, key=lambda item: item.name)[:3]:
+        holding = [chip for chip in host.chips if chip.usable and (chip.owner or chip.shares)]
+        replicas = sorted(set("%s#%d" % key for chip in holding for key in ([chip.owner] if chip.owner else list(chip.shares))))
+        unusable: Dict[str, int] = {}
+        for chip in host.chips:
+            if not chip.usable:
+                kind = (chip.why or "not usable").split(":")[0]
+                unusable[kind] = unusable.get(kind, 0) + 1
+        free = sum(1 for chip in host.chips if chip.free())
+        said = ["%d free" % free] if free else []
+        if holding:
+            said.append("%d chip%s run %s" % (len(holding), "" if len(holding) == 1 else "s", ", ".join(replicas)))
+        if unusable:
+            said.append("%d not usable (%s)" % (sum(unusable.values()), ", ".join(sorted(unusable))))
+        parts.append("%s: %s" % (host.name, ", ".join(said) or "no chips"))
+    more = " (and %d more hosts)" % (len(hosts) - 3) if len(hosts) > 3 else ""
+    return "; chips of the hosts it may use - %s%s" % ("; ".join(parts), more)
 
 
 def _blocker(planner: _Planner, model: _Model, hosts: List[_Host]) -> str:
@@ -152,6 +187,7 @@ def _placement_out(planner: _Planner, record: Dict[str, Any]) -> Dict[str, Any]:
         "kv_cache_tokens": option.fit["kv_cache_tokens"],
         "chip_memory_mb": min(chip.memory_mb for chip in chips),
         "share_chip": record["share_chip"],
+        "chip_family": planner.hosts[record["host"]].family,
         "reasons": list(record["reasons"]),
     }
 

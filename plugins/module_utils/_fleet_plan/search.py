@@ -66,8 +66,10 @@ class _Planner:
         hosts: Dict[str, _Host],
         share_cap: float,
         image_selector: Optional[Callable[[Dict[str, Any], str], Optional[Dict[str, Any]]]],
+        port_scheme: str = "device",
     ) -> None:
         self.models = dict((model.name, model) for model in models)
+        self.port_scheme = port_scheme
         self.catalogue = models
         self.hosts = hosts
         self.cap_milli = int(round(share_cap * 1000))
@@ -119,6 +121,12 @@ class _Planner:
         for milli in range(SLICE_MIN_MILLI, ceiling + 1, SLICE_STEP_MILLI):
             if self.fit(model, memory_mb, 1, milli, family)["verdict"] == "fits":
                 return milli
+        if model.share_auto:
+            # Sharing only because whole chips ran out: the smallest slice that holds min_model_len,
+            # so that two models fit one chip with capped contexts (the plan says so in its reasons).
+            for milli in range(SLICE_MIN_MILLI, ceiling + 1, SLICE_STEP_MILLI):
+                if self.fit(model, memory_mb, 1, milli, family)["verdict"] != "does_not_fit":
+                    return milli
         return ceiling
 
     def options_for(self, model: _Model, family: str, memory_mb: int, max_chips: int) -> List[_Option]:
@@ -207,7 +215,7 @@ class _Planner:
         for memory in memories:
             for option in self.options_for(model, host.family, memory, len(host.chips)):
                 found = (
-                    _find_shared(host, option.util_milli, memory, self.cap_milli)
+                    _find_shared(host, option.util_milli, memory, min(self.cap_milli, host.share_cap_milli))
                     if model.share
                     else _find_exclusive(host, option.k, memory)
                 )
@@ -285,6 +293,25 @@ class _Planner:
         if model.spread and host.models.get(model.name):
             return None
         return _free_port(host, model, replica, self.previous_ports.get((model.name, replica)))
+
+    def port_for(self, host: _Host, model: _Model, replica: int, chips: List[_Chip], candidate: int) -> int:
+        """The port a new replica gets once its chips are known.
+
+        A fixed port, or the port a moved replica had, stays (``candidate``
+        from accepts()). Otherwise, with the ``device`` scheme, the range
+        start plus the number of its first /dev/davinciN (davinci6 -> 18006,
+        the field report's convention: a person reads the chip off the port),
+        or the next free port after it; with ``hash`` the stable hashed port.
+        """
+        previous = self.previous_ports.get((model.name, replica))
+        if self.port_scheme != "device" or model.port is not None or candidate == previous or chips[0].number is None:
+            return candidate
+        size = host.port_high - host.port_low + 1
+        for step in range(size):
+            port = host.port_low + (chips[0].number + step) % size
+            if port not in host.ports and port not in host.used_ports:
+                return port
+        return candidate
 
     # ---- commit and release
 
@@ -529,7 +556,7 @@ def _place_one(planner: _Planner, model: _Model, replica: int) -> bool:
             found = planner.best_on_host(host, model)
             if found is None:
                 continue
-            record = _record(model, replica, host, found[1], found[2], port)
+            record = _record(model, replica, host, found[1], found[2], planner.port_for(host, model, replica, found[1], port))
             planner.commit(host, record, record.pop("_candidate_chips"))
             return True  # commit changed the bucket lists: stop iterating them
     return False

@@ -95,7 +95,7 @@ def _stay_reason(planner: _Planner, entry: Dict[str, Any]) -> Tuple[Optional[str
     option, why = _current_option(planner, model, host, chips, entry)
     if option is None:
         return why, None
-    if model.share and chips[0].share_used + option.util_milli > planner.cap_milli:
+    if model.share and chips[0].share_used + option.util_milli > min(planner.cap_milli, host.share_cap_milli):
         return "the shared chip %s has no room left for its slice" % chips[0].device, None
     port = entry["port"]
     if model.port is not None and port != model.port:

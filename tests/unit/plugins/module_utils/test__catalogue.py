@@ -53,6 +53,18 @@ def test_text_values_become_their_types_and_absent_fields_stay_absent():
     assert default_of("replicas") == 1 and default_of("tensor_parallel_size") == "auto" and default_of("port") is None
 
 
+def test_share_chip_is_auto_by_default_and_takes_true_false_or_auto():
+    assert default_of("share_chip") == "auto"
+    entries = validate_catalogue(
+        [
+            {"name": "a", "path": "/m", "share_chip": "AUTO"},
+            {"name": "b", "path": "/m", "share_chip": "yes"},
+            {"name": "c", "path": "/m", "share_chip": "auto", "tensor_parallel_size": 2},
+        ]
+    )
+    assert [entry["share_chip"] for entry in entries] == ["auto", True, "auto"]  # auto with TP 2 simply never shares
+
+
 def test_the_input_is_not_modified():
     models = [{"name": "m", "path": "/m", "replicas": "2"}]
     validate_catalogue(models)

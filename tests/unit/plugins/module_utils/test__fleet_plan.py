@@ -116,7 +116,10 @@ def test_unhealthy_reserved_busy_and_excluded_chips_are_never_used(qwen8):
     devices = [p["devices"] for p in result["placements"]]
     assert devices == [["/dev/davinci4"], ["/dev/davinci5"], ["/dev/davinci6"], ["/dev/davinci7"]]
     assert [(u["model"], u["replica"]) for u in result["unplaced"]] == [("q8", 4)]
-    assert result["unplaced"][0]["reason"] == "needs 1 chip of >= 32 GiB on one host; largest free group is 0"
+    assert result["unplaced"][0]["reason"] == (
+        "needs 1 chip of >= 32 GiB on one host; largest free group is 0; chips of the hosts it may use - "
+        "n1: 4 chips run q8#0, q8#1, q8#2, q8#3, 4 not usable (busy, excluded by preflight, health Alarm, reserved)"
+    )
     excluded = result["summary"]["hosts"]["n1"]["excluded"]
     assert [(item["device"], item["reason"]) for item in excluded] == [
         ("/dev/davinci0", "health Alarm"),
@@ -184,7 +187,10 @@ def test_tp_group_stays_on_one_host(moe):
     hosts = {"n1": busy(a2_host(), 0, 1, 2, 3, 4), "n2": busy(a2_host(), 3, 4, 5, 6, 7)}
     result = plan(hosts, [model("moe", moe, max_model_len=32768)])
     assert result["placements"] == []
-    assert result["unplaced"][0]["reason"] == ("needs 4 chips of >= 32 GiB on one host in one interconnect group; largest free group is 3")
+    assert result["unplaced"][0]["reason"] == (
+        "needs 4 chips of >= 32 GiB on one host in one interconnect group; largest free group is 3; "
+        "chips of the hosts it may use - n1: 3 free, 5 not usable (busy); n2: 3 free, 5 not usable (busy)"
+    )
     assert result["unplaced"][0]["needs"] == [{"chips": 4, "min_chip_memory_mb": GIB_32}]
 
 
@@ -206,7 +212,7 @@ def test_910a_tp_groups_stay_in_one_hccs_ring_of_four(qwen8, moe):
     result = plan({"r": ring_host}, catalogue)
     # 5 free chips, but no ring has 4: the TP4 replica is unplaced; TP2 takes the fuller ring (best fit)
     assert where(result) == {("q8", 0): ("r", ["/dev/davinci6", "/dev/davinci7"], where(result)[("q8", 0)][2])}
-    assert result["unplaced"][0]["reason"].endswith("largest free group is 3")
+    assert "largest free group is 3; chips of the hosts it may use - r: 3 free" in result["unplaced"][0]["reason"]
     # TP8 on 910A is the whole server
     whole = plan({"r": a2_host(name="910A")}, [model("q8", qwen8, tensor_parallel_size=8)])
     assert whole["placements"][0]["devices"] == ["/dev/davinci%d" % i for i in range(8)]
@@ -270,7 +276,10 @@ def test_300i_duo_keeps_cards_whole_for_two_chips_and_fills_half_cards_first(qwe
 def test_interconnect_groups_override(qwen8):
     host = a2_host(count=4, interconnect_groups=[["/dev/davinci0", "/dev/davinci1"], ["/dev/davinci2", "/dev/davinci3"]])
     result = plan({"pcie": host}, [model("q8", qwen8, tensor_parallel_size=4)])
-    assert result["placements"] == [] and result["unplaced"][0]["reason"].endswith("largest free group is 2")
+    assert (
+        result["placements"] == []
+        and "largest free group is 2; chips of the hosts it may use - pcie: 4 free" in result["unplaced"][0]["reason"]
+    )
 
 
 # --------------------------------------------------------------------------- memory
@@ -371,13 +380,31 @@ def test_ports_are_unique_in_range_and_never_in_used_ports(qwen8):
     assert result["unplaced"][0]["reason"].endswith("; no free port left in the port range of the hosts with room")
 
 
-def test_new_ports_are_derived_from_model_and_replica(qwen8, llama):
-    alone = plan({"n1": a2_host()}, [model("q8", qwen8, replicas=2, spread=False)])
+def test_hashed_ports_are_derived_from_model_and_replica(qwen8, llama):
+    alone = plan({"n1": a2_host()}, [model("q8", qwen8, replicas=2, spread=False)], port_scheme="hash")
     expected = [18000 + zlib.crc32(("q8/%d" % replica).encode()) % 1000 for replica in (0, 1)]
     assert [p["port"] for p in alone["placements"]] == expected
     # another model in the catalogue does not shift them
-    more = plan({"n1": a2_host()}, [model("llama", llama, replicas=2, spread=False), model("q8", qwen8, replicas=2, spread=False)])
+    more = plan(
+        {"n1": a2_host()},
+        [model("llama", llama, replicas=2, spread=False), model("q8", qwen8, replicas=2, spread=False)],
+        port_scheme="hash",
+    )
     assert [p["port"] for p in more["placements"] if p["model"] == "q8"] == expected
+
+
+def test_device_ports_read_the_chip_off_the_port_and_step_past_taken_ones(qwen8, llama):
+    """The field report's convention: /dev/davinci6 -> 18006; a taken port gives the next free one."""
+    host = a2_host()
+    for alarmed in host["chips"][:6]:
+        alarmed["health"] = "Alarm"  # only davinci6 and davinci7 are usable
+    result = plan({"n1": host}, [model("q8", qwen8, replicas=2, spread=False)])
+    assert sorted((p["devices"][0], p["port"]) for p in result["placements"]) == [("/dev/davinci6", 18006), ("/dev/davinci7", 18007)]
+    host["used_ports"] = [18006]  # something else listens there
+    result = plan({"n1": host}, [model("q8", qwen8, replicas=2, spread=False)])
+    assert sorted((p["devices"][0], p["port"]) for p in result["placements"]) == [("/dev/davinci6", 18007), ("/dev/davinci7", 18008)]
+    with pytest.raises(PlacementError, match="port_scheme must be one of device, hash"):
+        plan({"n1": host}, [model("q8", qwen8)], port_scheme="random")
 
 
 def test_a_fixed_port_is_used_once_per_host(qwen8):
@@ -421,11 +448,11 @@ def test_a_running_replica_stays_even_where_a_fresh_plan_would_not_put_it(qwen8)
 def test_removing_a_host_moves_only_its_replicas(qwen8):
     hosts = {"a": a2_host(), "b": a2_host(), "c": a2_host()}
     catalogue = [model("q8", qwen8, replicas=12, spread=False)]
-    first = plan(hosts, catalogue)
+    first = plan(hosts, catalogue, port_scheme="hash")  # ports unique over the fleet: every moved one stays free
     on_a = sorted(key for key, spot in where(first).items() if spot[0] == "a")
     assert len(on_a) == 8  # best fit fills one host before opening another
     del hosts["a"]
-    second = plan(hosts, catalogue, current=as_current(first))
+    second = plan(hosts, catalogue, current=as_current(first), port_scheme="hash")
     moves = [c for c in second["changes"] if c["action"] == "move"]
     assert sorted((c["model"], c["replica"]) for c in moves) == on_a
     assert all(c["reason"] == "host a is no longer in the fleet" for c in moves)
@@ -552,7 +579,7 @@ def test_kept_replicas_are_never_evicted(llama, moe):
     ]
     result = plan(hosts, catalogue, current=running)
     assert [(c["action"], c["model"]) for c in result["changes"]] == [("keep", "llama"), ("keep", "llama")]
-    assert [(u["model"], u["reason"]) for u in result["unplaced"]] == [
+    assert [(u["model"], u["reason"].split("; chips of")[0]) for u in result["unplaced"]] == [
         ("moe", "needs 2 chips of >= 64 GiB on one host in one interconnect group; largest free group is 0")
     ]
 
@@ -715,7 +742,7 @@ def test_a_path_is_profiled_on_the_controller_and_a_bad_one_named(tmp_path, qwen
         ({"chips": [], "port_range": "19000-18000"}, "host n1: port_range must be a range within 1-65535 with low <= high"),
         ({"chips": [], "port_range": "lots"}, "host n1: port_range must look like '18000-18999'"),
         ({"chips": [], "used_ports": [70000]}, "host n1: used_ports must be an integer 1..65535, got 70000"),
-        ({"chips": [], "family": "gpu"}, "host n1: family 'gpu' is not one of 910b, 910a, a3, 310p, other"),
+        ({"chips": [], "family": "gpu"}, "host n1: family 'gpu' is not one of 910b, 910a, a3, 310p, 950, other"),
         ({"chips": [chip(0), chip(0)]}, "host n1: device /dev/davinci0 is listed twice in chips"),
         ({"chips": [dict(chip(0), device="/dev/nvidia0")]}, "host n1: chip device '/dev/nvidia0' is not a /dev/davinci<N> node"),
         (
