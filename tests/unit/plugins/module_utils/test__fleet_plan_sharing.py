@@ -102,3 +102,12 @@ def test_the_share_cap_comes_from_the_idle_chips_of_a_real_capture():
     expected = int((1 - max(chip["memory_used_mb"] / float(chip["memory_total_mb"]) for chip in idle)) * 1000)
     assert expected == 913 and idle_share_cap_milli(captured) == expected  # 2842 of 32768 MB on the busiest idle chip
     assert idle_share_cap_milli([{"memory_used_mb": 0, "memory_total_mb": 0}]) == 1000
+
+
+def test_the_a5_capture_is_its_own_family():
+    from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan import chip_family
+
+    with open(REPO_ROOT + "/tests/unit/fixtures/npu-smi/info-950pr-a5-1npu-25.7.rc1.6-01-excerpt.txt", encoding="utf-8") as handle:
+        table = parse_info(handle.read())
+    assert table["layout"] == "a5" and chip_family(table["chips"], table["layout"]) == "950"
+    assert chip_family([{"name": "Ascend950PR", "npu_id": 0}]) == "950"

@@ -303,3 +303,12 @@ def test_a_stopped_container_or_a_new_api_key_is_started_again_without_the_key_i
     labels = json.dumps([spec["labels"] for spec in specs + rotated])
     assert "key-one" not in labels and "key-two" not in labels
     assert replica_changes(specs, running, ["qwen3-8b"])["keep"] == ["npu-fleet-qwen3-8b-0"]
+
+
+def test_an_atlas_950_container_gets_no_visible_devices_variable(placements, mounts):
+    """vllm-ascend PR #12959: on A5, with a subset of NPUs mounted, ASCEND_RT_VISIBLE_DEVICES must stay unset."""
+    placed = dict(placements["qwen3-8b"], chip_family="950")
+    spec = container_spec(placed, "/data/models/qwen3-8b", mounts)
+    assert "ASCEND_RT_VISIBLE_DEVICES" not in spec["env"]
+    assert "%s:%s:rwm" % (placed["devices"][0], placed["devices"][0]) in spec["devices"]  # still only its own chip
+    assert container_spec(placements["qwen3-8b"], "/m", mounts)["env"]["ASCEND_RT_VISIBLE_DEVICES"] == "0"
