@@ -15,6 +15,9 @@ description:
   - Takes the profile returned by M(npu.fleet.model_profile) and mirrors how vLLM and vllm-ascend budget device memory
     at start-up - total memory times C(gpu_memory_utilization), minus weights, activation peak and non-torch memory -
     then checks that one request of O(max_model_len) tokens fits in the KV cache that remains.
+  - Linear-attention, Mamba and short-convolution layers hold a fixed state per sequence instead of KV per token; it is
+    sized as vLLM sizes it and counted once per request in vLLM's block groups, with the block and page sizes
+    vllm-ascend aligns for such models.
   - Returns a verdict (V(fits), V(capped) or V(does_not_fit)) with a sentence in numbers, the largest block-aligned
     C(max_model_len) that fits and how many sequences of a given length fit at once.
   - Below O(min_model_len) the verdict is V(does_not_fit); the length is never shrunk silently. When the weights alone
@@ -87,6 +90,18 @@ options:
     description: Budget sliding-window layers as full attention, as vLLM does with the hybrid KV cache manager disabled.
     type: bool
     default: false
+  mamba_cache_mode:
+    description:
+      - vLLM C(--mamba-cache-mode) for models with linear-attention, Mamba or short-convolution layers. V(none) (prefix
+        caching off, the default for hybrid models) keeps one state page per sequence and layer group, V(align)
+        (prefix caching on) two.
+    type: str
+    choices: [none, align]
+    default: none
+  num_speculative_tokens:
+    description: Speculative tokens (MTP, EAGLE); each adds a conv-state row and a state page per sequence for those layers.
+    type: int
+    default: 0
 notes:
   - The arithmetic, its sources (vLLM and vllm-ascend files and commits) and worked examples are in C(docs/memory.md).
 seealso:
@@ -159,7 +174,7 @@ _value:
       type: float
       sample: 0.9
     block_size:
-      description: Block size used.
+      description: Block size used; for models with per-sequence state, the one vllm-ascend aligns to the state page.
       type: int
       sample: 128
     max_num_batched_tokens:
@@ -223,7 +238,7 @@ _value:
       type: int
       sample: 147456
     kv_cache_blocks:
-      description: Blocks the available memory holds across all attention layers.
+      description: Blocks the available memory holds across all cache layers (vLLM's pool divided by its groups).
       type: int
       sample: 972
     kv_cache_tokens:
@@ -250,6 +265,53 @@ _value:
       description: A larger TP size at which O(min_model_len) fits, when the verdict is V(does_not_fit).
       type: int
       sample: 2
+    kv_page_bytes:
+      description: Bytes of one block of one layer (with per-sequence state, padded so every layer's page is equal).
+      type: int
+      sample: 268288
+    kv_cache_group_size:
+      description: Layers per vLLM KV cache group; the pool holds this many pages per block.
+      type: int
+      sample: 12
+    kv_cache_groups:
+      description: vLLM's KV cache groups as [kind, count] pairs (V(full), V(sliding), V(state)).
+      type: list
+      elements: list
+      sample: [[full, 1], [state, 3]]
+    kv_pool_blocks:
+      description: Blocks in vLLM's pool (its C(num_gpu_blocks)), each one page of every layer of a group.
+      type: int
+      sample: 741
+    state_layers:
+      description: Layers that hold a fixed state per sequence (linear attention, Mamba, short convolution).
+      type: int
+      sample: 36
+    state_bytes_per_layer:
+      description: State bytes of one such layer for one sequence on one chip (conv plus recurrent/SSM state).
+      type: int
+      sample: 137216
+    state_bytes_per_sequence:
+      description: State bytes of all such layers for one sequence on one chip, before vLLM's page padding.
+      type: int
+      sample: 4939776
+    state_bytes_per_sequence_budgeted:
+      description: What vLLM sets aside per sequence for that state, in its padded pages and groups.
+      type: int
+      sample: 9658368
+    mamba_cache_mode:
+      description: The O(mamba_cache_mode) used.
+      type: str
+      sample: none
+    num_speculative_tokens:
+      description: The O(num_speculative_tokens) used.
+      type: int
+      sample: 0
+    cache_layout:
+      description: Which layers hold what on one chip, in vLLM's blocks, pages and groups.
+      type: str
+      sample: "12 full-attention layer slot(s) x 1024 B of KV per token; 36 gated_delta_net layer(s) x one state per sequence
+        (conv 6144 B + ssm 131072 B), 1 page(s) per sequence; 256-token blocks, pages of 268288 B, groups of 12 layer(s):
+        1 full, 3 state."
 """
 
 from ansible.errors import AnsibleFilterError

@@ -17,7 +17,9 @@ and then checks that one request of ``max_model_len`` tokens fits
 (vllm/v1/core/kv_cache_utils.py ``_check_enough_kv_cache_memory``), summing
 each layer's ``max_memory_usage_bytes`` (vllm/v1/kv_cache_interface.py):
 full attention ``cdiv(len, block) x page``, sliding window
-``(cdiv(min(window - 1 + max_num_batched_tokens, len), block) + 1) x page``.
+``(cdiv(min(window - 1 + max_num_batched_tokens, len), block) + 1) x page``,
+linear-attention / Mamba state one page per sequence - in vLLM's layer groups,
+with the block and page sizes vllm-ascend aligns for hybrid models (``cache_plan``).
 
 Two inputs are not knowable from files and are estimates, named as such in
 the result and in docs/memory.md: the activation peak of vLLM's profiling run
@@ -31,6 +33,8 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
+from ansible_collections.npu.fleet.plugins.module_utils._model_profile import state_shapes, state_tensor_bytes
+
 __all__ = [
     "ASCEND_BLOCK_SIZE",
     "DEFAULT_DEVICE_RESERVED_BYTES",
@@ -39,6 +43,7 @@ __all__ = [
     "DEFAULT_MIN_MODEL_LEN",
     "NON_TORCH_BASE_BYTES",
     "activation_bytes",
+    "cache_plan",
     "kv_bytes_for_length",
     "kv_fit",
 ]
@@ -65,6 +70,13 @@ NON_TORCH_BASE_BYTES = 1 * GiB
 DEFAULT_HCCL_BUFFSIZE_MB = 200
 # vLLM builds a world group and a tensor-parallel group once TP > 1.
 HCCL_COMMUNICATORS_WITH_TP = 2
+# vllm-ascend aligns hybrid attention blocks to 128-token kernel blocks
+# (vllm_ascend/patch/platform/patch_mamba_config.py and patch_mamba_config_310.py,
+# kernel_block_size = 128).
+KERNEL_BLOCK_ALIGNMENT = 128
+# vLLM CacheConfig.mamba_cache_mode: "none" without prefix caching (vLLM's and
+# the vllm-ascend tutorials' default for hybrid models), "align" with it.
+MAMBA_CACHE_MODES = ("none", "align")
 # The sampler's dummy run holds logits in the model dtype plus float32 copies
 # (logits and probabilities): dtype bytes + 2 x 4 per vocabulary entry and sequence.
 SAMPLER_FLOAT32_COPIES = 2
@@ -167,28 +179,188 @@ def _per_layer_bytes(profile: Dict[str, Any], kv_per_rank: int) -> int:
     return 2 * kv_per_rank * profile["head_dim"] * profile["dtype_bytes"]
 
 
+def _group_layout(counts: List[Tuple[str, int]]) -> Tuple[int, List[Tuple[str, int]]]:
+    """vLLM's KV cache groups: (layers per group, [(kind, number of groups)]).
+
+    One kind: one group of all its layers. Several kinds
+    (``_get_kv_cache_groups_uniform_page_size``, kv_cache_utils.py): the group
+    size is the smallest kind's layer count, or the largest when that is below
+    1.5 x the smallest; each kind is split into cdiv(layers, group size) groups,
+    the last one padded.
+    """
+    present = [(kind, n) for kind, n in counts if n > 0]
+    if len(present) <= 1:
+        return (present[0][1] if present else 0), [(kind, 1) for kind, _n in present]
+    low = min(n for _k, n in present)
+    high = max(n for _k, n in present)
+    size = high if high < low * 1.5 else low
+    return size, [(kind, _cdiv(n, size)) for kind, n in present]
+
+
+def cache_plan(
+    profile: Dict[str, Any],
+    per_layer: int,
+    kv_per_rank: int,
+    tp: int = 1,
+    block_size: int = ASCEND_BLOCK_SIZE,
+    sliding_window_as_full: bool = False,
+    chip_family: Optional[str] = None,
+    mamba_cache_mode: str = "none",
+    num_speculative_tokens: int = 0,
+) -> Dict[str, Any]:
+    """How vLLM lays out one rank's cache: block size, page, groups, state blocks per sequence.
+
+    Attention-only models: page = block x per_layer bytes. Models with
+    per-sequence state (linear attention, Mamba, short convolution) follow
+    vllm-ascend's ``HybridAttentionMambaModelConfig.verify_and_update_config``
+    patch (vllm_ascend/patch/platform/patch_mamba_config.py @ 182b75ea): the
+    attention block is 128 x cdiv(ssm page, 128 x K bytes per token) tokens and
+    must make the K page exactly the SSM page ("Cannot align ssm_page_size and
+    attn_page_size." otherwise), and every page is block x KV bytes per token +
+    conv state; on the 310P (patch_mamba_config_310.py) the block is
+    128 x cdiv(state, 128 x KV bytes per token) and the page block x KV bytes.
+    A state group needs 1 + num_speculative_tokens pages per sequence ("none")
+    or 2 + num_speculative_tokens ("align"; MambaSpec.max_memory_usage_bytes).
+    Sets ``refusal`` where vLLM would not start.
+    """
+    full = profile.get("kv_cache_full_layers", 0)
+    sliding = profile.get("kv_cache_sliding_layers", 0)
+    if sliding_window_as_full or not profile.get("sliding_window"):
+        full, sliding = full + sliding, 0
+    state_layers = profile.get("state_layers") or 0
+    plan = {
+        "block": block_size,
+        "page": block_size * per_layer,
+        "refusal": None,
+        "state_layers": state_layers,
+        "state_bytes_per_layer": 0,
+        "state_pages_per_sequence": 0,
+        "state_tensors": [],
+    }  # type: Dict[str, Any]
+    if state_layers:
+        _state_page(profile, plan, per_layer, kv_per_rank, tp, chip_family, mamba_cache_mode, num_speculative_tokens, full + sliding)
+    size, groups = _group_layout([("full", full), ("sliding", sliding), ("state", state_layers)])
+    plan.update({"group_size": size, "groups": groups, "full_layers": full, "sliding_layers": sliding})
+    return plan
+
+
+def _state_page(
+    profile: Dict[str, Any],
+    plan: Dict[str, Any],
+    per_layer: int,
+    kv_per_rank: int,
+    tp: int,
+    chip_family: Optional[str],
+    mode: str,
+    num_spec: int,
+    attention_layers: int,
+) -> None:
+    """Fill the plan's block, page and state figures for a model with per-sequence state."""
+    spec = profile.get("state_spec")
+    if not spec:
+        plan["refusal"] = "the profile has state layers but no state_spec; profile the checkpoint again"
+        return
+    try:
+        tensors = state_tensor_bytes(spec, tp, num_spec)
+        shapes = state_shapes(spec, tp, num_spec)
+    except ValueError as exc:
+        plan["refusal"] = str(exc)
+        return
+    raw = sum(size for _name, size in tensors)
+    plan.update(
+        {
+            "state_bytes_per_layer": raw,
+            "state_tensors": [[name, size] for name, size in tensors],
+            "state_pages_per_sequence": (2 if mode == "align" else 1) + num_spec,
+        }
+    )
+    if not attention_layers:  # pure state-space model: no alignment, one state per page
+        plan["page"] = raw
+        return
+    dtype = profile["dtype_bytes"]
+    if profile.get("attention") == "mla":
+        k_token = profile["kv_lora_rank"] * dtype
+    else:
+        k_token = profile["head_dim"] * kv_per_rank * dtype
+    align = KERNEL_BLOCK_ALIGNMENT
+    if chip_family and "310p" in str(chip_family).lower():
+        if profile.get("attention") == "mla":
+            plan["refusal"] = "vllm-ascend: MLA is not supported on 310P currently (hybrid models)"
+            return
+        block = max(plan["block"], align * _cdiv(raw, align * per_layer))
+        plan.update({"block": block, "page": block * per_layer})
+        return
+    sizes = [size for _name, size in tensors]
+    ssm, conv = max(sizes), min(sizes)
+    if len(shapes) == 1 and len(shapes[0][1]) == 3:  # linear attention: SSM state only
+        conv = 0
+    block = align * _cdiv(ssm, align * k_token)
+    if block * k_token != ssm:
+        plan["refusal"] = (
+            "vllm-ascend cannot align the %d B state page with %d B of K per token in %d-token blocks and stops with "
+            "'Cannot align ssm_page_size and attn_page_size.' (patch_mamba_config.py)" % (ssm, k_token, align)
+        )
+        return
+    block = max(plan["block"], block)
+    plan.update({"block": block, "page": block * per_layer + conv})
+
+
+def _plan_need(plan: Dict[str, Any], length: int, window: Optional[int], max_num_batched_tokens: int) -> int:
+    """Bytes one request of ``length`` tokens takes: group size x page x pages of every group.
+
+    ``_max_memory_usage_bytes_from_groups`` (kv_cache_utils.py): full attention
+    cdiv(len, block) pages, sliding window cdiv(min(window - 1 + T, len), block) + 1
+    (SlidingWindowSpec), state the plan's pages per sequence (MambaSpec).
+    """
+    block = plan["block"]
+    pages = 0
+    for kind, count in plan["groups"]:
+        if kind == "full":
+            pages += count * _cdiv(length, block)
+        elif kind == "sliding":
+            pages += count * (_cdiv(min(window - 1 + max_num_batched_tokens, length), block) + 1)
+        else:
+            pages += count * plan["state_pages_per_sequence"]
+    return plan["group_size"] * plan["page"] * pages
+
+
 def kv_bytes_for_length(
-    profile: Dict[str, Any], length: int, per_layer: int, block_size: int, max_num_batched_tokens: int, sliding_window_as_full: bool = False
+    profile: Dict[str, Any],
+    length: int,
+    per_layer: int,
+    block_size: int,
+    max_num_batched_tokens: int,
+    sliding_window_as_full: bool = False,
+    kv_per_rank: Optional[int] = None,
+    tensor_parallel_size: int = 1,
+    chip_family: Optional[str] = None,
+    mamba_cache_mode: str = "none",
+    num_speculative_tokens: int = 0,
 ) -> int:
-    """KV bytes one request of ``length`` tokens needs on one rank, per vLLM's specs.
+    """KV cache (and state) bytes one request of ``length`` tokens needs on one rank, per vLLM's specs.
 
     Full-attention layers: ``cdiv(length, block) x page``; sliding-window
     layers: ``(cdiv(min(window - 1 + max_num_batched_tokens, length), block) + 1) x page``
-    (SlidingWindowSpec.max_memory_usage_bytes), where page = block x per_layer.
-    With the hybrid KV cache manager disabled vLLM budgets sliding layers as
-    full ones; ``sliding_window_as_full`` models that.
+    (SlidingWindowSpec.max_memory_usage_bytes), where page = block x per_layer;
+    layers with state: their pages per sequence (see ``cache_plan``). Layers are
+    counted in vLLM's groups, so padding layers cost what they cost there. With
+    the hybrid KV cache manager disabled vLLM budgets sliding layers as full
+    ones; ``sliding_window_as_full`` models that.
     """
-    page = block_size * per_layer
-    full = profile["kv_cache_full_layers"]
-    sliding = profile["kv_cache_sliding_layers"]
-    window = profile.get("sliding_window")
-    if sliding_window_as_full or not window:
-        full, sliding = full + sliding, 0
-    need = full * _cdiv(length, block_size) * page
-    if sliding:
-        tokens = min(window - 1 + max_num_batched_tokens, length)
-        need += sliding * (_cdiv(tokens, block_size) + 1) * page
-    return need
+    plan = cache_plan(
+        profile,
+        per_layer,
+        kv_per_rank if kv_per_rank is not None else max(1, profile.get("num_key_value_heads", 1) // tensor_parallel_size),
+        tensor_parallel_size,
+        block_size,
+        sliding_window_as_full,
+        chip_family,
+        mamba_cache_mode,
+        num_speculative_tokens,
+    )
+    if plan["refusal"]:
+        raise ValueError(plan["refusal"])
+    return _plan_need(plan, length, profile.get("sliding_window"), max_num_batched_tokens)
 
 
 def activation_bytes(profile: Dict[str, Any], tp: int, max_num_batched_tokens: int, max_num_seqs: int) -> int:
@@ -236,7 +408,7 @@ def _weights_per_rank(profile: Dict[str, Any], tp: int, kv_per_rank: int) -> Tup
 
     vLLM shards every linear layer and the vocabulary across TP ranks; when TP
     exceeds the KV head count, QKVParallelLinear replicates K/V heads so each
-    rank still holds one head: that surplus is added.
+    rank still holds one head: that surplus is added (attention layers only).
     """
     total = profile.get("weights_bytes")
     source = profile.get("weights_bytes_source") or "profile"
@@ -247,7 +419,7 @@ def _weights_per_rank(profile: Dict[str, Any], tp: int, kv_per_rank: int) -> Tup
     kv = profile["num_key_value_heads"]
     if profile["attention"] != "mla" and tp > kv:
         per_rank += (
-            profile["num_hidden_layers"]
+            (profile.get("attention_layers") or profile["num_hidden_layers"])
             * 2
             * profile["hidden_size"]
             * profile["head_dim"]
@@ -266,6 +438,21 @@ def _budget(profile: Dict[str, Any], tp: int, settings: Dict[str, Any]) -> Dict[
     result = {"refusal": refusal, "usable": usable, "requested": requested}
     if refusal:
         return result
+    per_layer = _per_layer_bytes(profile, kv_per_rank)
+    plan = cache_plan(
+        profile,
+        per_layer,
+        kv_per_rank,
+        tp,
+        settings["block_size"],
+        settings["sliding_as_full"],
+        settings["chip_family"],
+        settings["mamba_cache_mode"],
+        settings["num_spec"],
+    )
+    if plan["refusal"]:
+        result["refusal"] = plan["refusal"]
+        return result
     weights, weights_source = _weights_per_rank(profile, tp, kv_per_rank)
     if settings["reserve_bytes"] is not None:
         activation, non_torch, reserve_source = None, None, "given"
@@ -277,7 +464,6 @@ def _budget(profile: Dict[str, Any], tp: int, settings: Dict[str, Any]) -> Dict[
     available = requested - weights - reserve
     if settings["halve"] and available > 0:
         available //= 2
-    per_layer = _per_layer_bytes(profile, kv_per_rank)
     result.update(
         {
             "kv_per_rank": kv_per_rank,
@@ -289,19 +475,20 @@ def _budget(profile: Dict[str, Any], tp: int, settings: Dict[str, Any]) -> Dict[
             "reserve_source": reserve_source,
             "available": available,
             "per_layer": per_layer,
+            "plan": plan,
         }
     )
     return result
 
 
 def _need(profile: Dict[str, Any], budget: Dict[str, Any], length: int, settings: Dict[str, Any]) -> int:
-    """KV bytes for one request of ``length`` tokens under this budget's TP split."""
-    return kv_bytes_for_length(profile, length, budget["per_layer"], settings["block_size"], settings["mbt"], settings["sliding_as_full"])
+    """KV (and state) bytes for one request of ``length`` tokens under this budget's TP split."""
+    return _plan_need(budget["plan"], length, profile.get("sliding_window"), settings["mbt"])
 
 
 def _max_fit(profile: Dict[str, Any], budget: Dict[str, Any], settings: Dict[str, Any]) -> int:
     """Largest length that fits: a block multiple, or the whole effective context."""
-    block = settings["block_size"]
+    block = budget["plan"]["block"]
     context = profile["effective_context"]
     if budget["available"] <= 0:
         return 0
@@ -356,12 +543,17 @@ def kv_fit(
     reserve_bytes: Optional[int] = None,
     hccl_buffsize_mb: int = DEFAULT_HCCL_BUFFSIZE_MB,
     sliding_window_as_full: bool = False,
+    mamba_cache_mode: str = "none",
+    num_speculative_tokens: int = 0,
 ) -> Dict[str, Any]:
     """Decide whether ``profile`` serves ``max_model_len`` tokens on this chip.
 
     ``chip_memory_*`` is one chip's HBM as npu-smi reports it; the runtime
     sees ``device_reserved_bytes`` less (default DEFAULT_DEVICE_RESERVED_BYTES).
     ``max_model_len`` defaults to what vLLM would use without the flag.
+    Linear-attention and Mamba layers add their state once per sequence
+    (``mamba_cache_mode`` "none" without prefix caching, "align" with it;
+    ``num_speculative_tokens`` for MTP/EAGLE), in vLLM's block groups.
     Returns a dict whose ``verdict`` is ``fits``, ``capped`` (use
     ``recommended_max_model_len``) or ``does_not_fit``, with ``message`` saying
     why in numbers. Raises ValueError for invalid inputs.
@@ -372,6 +564,7 @@ def kv_fit(
         ("concurrency_len", concurrency_len),
         ("device_reserved_bytes", device_reserved_bytes),
         ("reserve_bytes", reserve_bytes),
+        ("num_speculative_tokens", num_speculative_tokens),
     ):
         if value is not None and (
             isinstance(value, bool)
@@ -380,6 +573,8 @@ def kv_fit(
             or (value == 0 and name in ("max_model_len", "concurrency_len"))
         ):
             raise ValueError("%s must be a positive integer, got %r" % (name, value))
+    if mamba_cache_mode not in MAMBA_CACHE_MODES:
+        raise ValueError("mamba_cache_mode must be one of %s, got %r" % (", ".join(MAMBA_CACHE_MODES), mamba_cache_mode))
     chip = _chip_bytes(chip_memory_bytes, chip_memory_mb)
     tp = tensor_parallel_size
     settings = {
@@ -393,6 +588,9 @@ def kv_fit(
         "hccl_buffsize_mb": hccl_buffsize_mb,
         "halve": _halves_budget(chip_family, vllm_ascend_version),
         "sliding_as_full": bool(sliding_window_as_full),
+        "chip_family": chip_family,
+        "mamba_cache_mode": mamba_cache_mode,
+        "num_spec": num_speculative_tokens,
     }
     if settings["device_reserved"] >= chip:
         raise ValueError("device_reserved_bytes (%d) must be below the chip memory (%d)" % (settings["device_reserved"], chip))
@@ -420,9 +618,10 @@ def kv_fit(
     need = _need(profile, budget, target, settings)
     need_requested = _need(profile, budget, requested_len, settings)
     result.update({"kv_needed_bytes": need_requested, "max_model_len_fit": max_fit})
-    head = "%d tokens need %s of KV cache, %s is available%s %s" % (
+    head = "%d tokens need %s of KV cache%s, %s is available%s %s" % (
         requested_len,
         _gib(need_requested),
+        _state_clause(profile, budget["plan"]),
         _gib(budget["available"]),
         halved,
         where,
@@ -452,6 +651,22 @@ def kv_fit(
         return _finish(result, "does_not_fit", None, message, reasons)
     _concurrency(result, profile, budget, settings, concurrency_len or recommended)
     return _finish(result, verdict, recommended, message, reasons)
+
+
+def _state_clause(profile: Dict[str, Any], plan: Dict[str, Any]) -> str:
+    """' (with 3.0 MiB of state per sequence for 36 gated_delta_net layers)' for models with state; '' otherwise."""
+    if not plan["state_layers"]:
+        return ""
+    return " (with %s of state per sequence for %d %s layers)" % (
+        _mib(plan["state_bytes_per_layer"] * plan["state_layers"]),
+        plan["state_layers"],
+        profile.get("state_kind") or "state",
+    )
+
+
+def _mib(value: float) -> str:
+    """Bytes as 'x.y MiB' for messages."""
+    return "%.1f MiB" % (value / MiB)
 
 
 def _tp_hint(suggestion: Optional[int]) -> str:
@@ -512,12 +727,22 @@ def _concurrency(result: Dict[str, Any], profile: Dict[str, Any], budget: Dict[s
 def _base_result(
     profile: Dict[str, Any], tp: int, settings: Dict[str, Any], budget: Dict[str, Any], requested_len: int, floor: int
 ) -> Dict[str, Any]:
-    """Every number of the arithmetic, for users who want to check it."""
+    """Every number of the arithmetic, for users who want to check it.
+
+    ``kv_cache_blocks`` / ``kv_cache_tokens`` are vLLM's own "GPU KV cache size"
+    line: the pool's blocks (available // page // layers per group) divided by
+    the number of groups, times the block size (``_report_kv_cache_config``).
+    """
     per_layer = budget.get("per_layer")
-    all_layers = profile["kv_cache_full_layers"] + profile["kv_cache_sliding_layers"]
-    page_all = settings["block_size"] * per_layer * all_layers if per_layer else 0
+    plan = budget.get("plan")
     available = budget.get("available")
-    blocks = available // page_all if available and available > 0 and page_all else 0
+    pool = 0
+    if plan and available and available > 0 and plan["page"] and plan["group_size"]:
+        pool = available // plan["page"] // plan["group_size"]
+    groups = sum(count for _kind, count in plan["groups"]) if plan else 0
+    blocks = pool // groups if groups else 0
+    block = plan["block"] if plan else settings["block_size"]
+    state_groups = sum(count for kind, count in plan["groups"] if kind == "state") if plan else 0
     return {
         "verdict": None,
         "message": None,
@@ -529,7 +754,7 @@ def _base_result(
         "effective_context": profile["effective_context"],
         "tensor_parallel_size": tp,
         "gpu_memory_utilization": settings["util"],
-        "block_size": settings["block_size"],
+        "block_size": block,
         "max_num_batched_tokens": settings["mbt"],
         "max_num_seqs": settings["max_num_seqs"],
         "chip_memory_bytes": settings["chip_bytes"],
@@ -546,13 +771,53 @@ def _base_result(
         "kv_bytes_per_token_per_layer": per_layer,
         "kv_bytes_per_token": per_layer * profile["kv_cache_full_layers"] if per_layer else None,
         "kv_cache_blocks": blocks,
-        "kv_cache_tokens": blocks * settings["block_size"],
+        "kv_cache_tokens": blocks * block,
         "kv_needed_bytes": None,
         "concurrency_len": None,
         "max_concurrency": None,
         "concurrent_sequences": None,
         "suggested_tensor_parallel_size": None,
+        "kv_page_bytes": plan["page"] if plan else None,
+        "kv_cache_group_size": plan["group_size"] if plan else None,
+        "kv_cache_groups": [[kind, count] for kind, count in plan["groups"]] if plan else None,
+        "kv_pool_blocks": pool,
+        "state_layers": plan["state_layers"] if plan else profile.get("state_layers") or 0,
+        "state_bytes_per_layer": plan["state_bytes_per_layer"] if plan else None,
+        "state_bytes_per_sequence": plan["state_bytes_per_layer"] * plan["state_layers"] if plan else None,
+        "state_bytes_per_sequence_budgeted": (
+            plan["group_size"] * plan["page"] * state_groups * plan["state_pages_per_sequence"] if plan else None
+        ),
+        "mamba_cache_mode": settings["mamba_cache_mode"],
+        "num_speculative_tokens": settings["num_spec"],
+        "cache_layout": _layout_sentence(profile, plan, per_layer),
     }
+
+
+def _layout_sentence(profile: Dict[str, Any], plan: Optional[Dict[str, Any]], per_layer: Optional[int]) -> Optional[str]:
+    """Which layers hold what on one rank, in vLLM's blocks and groups."""
+    if not plan:
+        return None
+    parts = []
+    if plan["full_layers"]:
+        parts.append("%d full-attention layer slot(s) x %d B of KV per token" % (plan["full_layers"], per_layer))
+    if plan["sliding_layers"]:
+        parts.append(
+            "%d sliding-window layer slot(s) bounded by the %s-token window" % (plan["sliding_layers"], profile.get("sliding_window"))
+        )
+    if plan["state_layers"]:
+        tensors = " + ".join("%s %d B" % (name, size) for name, size in plan["state_tensors"])
+        parts.append(
+            "%d %s layer(s) x one state per sequence (%s), %d page(s) per sequence"
+            % (plan["state_layers"], profile.get("state_kind") or "state", tensors, plan["state_pages_per_sequence"])
+        )
+    groups = ", ".join("%d %s" % (count, kind) for kind, count in plan["groups"])
+    return "%s; %d-token blocks, pages of %d B, groups of %d layer(s): %s." % (
+        "; ".join(parts) or "no cache",
+        plan["block"],
+        plan["page"],
+        plan["group_size"],
+        groups or "none",
+    )
 
 
 def _finish(result: Dict[str, Any], verdict: str, recommended: Optional[int], message: str, reasons: List[str]) -> Dict[str, Any]:

@@ -22,7 +22,11 @@ The rules mirror vLLM (file and commit named in docs/memory.md):
 * KV bytes per token and layer: ``2 x kv_heads x head_dim x dtype_bytes``,
   MLA ``(kv_lora_rank + qk_rope_head_dim) x dtype_bytes`` (kv_cache_interface.py);
 * sliding-window layers are listed apart, because vLLM budgets them by the
-  window, not by the sequence (``SlidingWindowSpec.max_memory_usage_bytes``).
+  window, not by the sequence (``SlidingWindowSpec.max_memory_usage_bytes``);
+* hybrids: only the layers the config names as attention hold KV; linear-attention,
+  Mamba and short-convolution layers hold a state per sequence, shaped as vLLM's
+  ``MambaStateShapeCalculator`` shapes it (``_layer_map``, ``state_shapes``).
+  What the profiler cannot place is said in a warning and counted as full attention.
 
 Everything returned is JSON-native so the profile can travel through Ansible.
 """
@@ -41,6 +45,8 @@ __all__ = [
     "ModelProfileError",
     "dtype_bytes",
     "profile_model",
+    "state_shapes",
+    "state_tensor_bytes",
 ]
 
 CONFIG_FILE = "config.json"
@@ -362,10 +368,138 @@ def _effective_context(
     return native, effective, default if default is not None else effective, rule
 
 
-def _layer_kinds(text: Dict[str, Any], num_layers: int, model_type: str) -> Tuple[Dict[str, int], Optional[int], str]:
-    """Count layers per attention kind and return the sliding window in effect.
+# --------------------------------------------------------------------------- which layers hold what
 
-    Sources, in order: ``layer_types`` (gpt-oss, Gemma 3n/4, Qwen3-Next);
+# Normalised layer kinds and the cache each one needs in vLLM v1
+# (vllm/v1/kv_cache_interface.py): full_attention FullAttentionSpec/MLAAttentionSpec
+# (KV per token), sliding_attention SlidingWindowSpec (KV for the window),
+# linear_attention / mamba / short_conv MambaSpec (a fixed state per sequence),
+# attention+mamba both (Falcon-H1 parallel layers, Zamba2 "hybrid" layers),
+# mlp / moe nothing (Nemotron-H MLP-only and MoE-only blocks).
+STATE_KINDS = ("linear_attention", "mamba", "short_conv", "attention+mamba")
+NO_CACHE_KINDS = ("mlp", "moe")
+_KIND_WORDS = {
+    "linear_attention": "linear-attention",
+    "mamba": "Mamba",
+    "short_conv": "short-convolution",
+    "attention+mamba": "attention-and-Mamba",
+}
+_KIND_ALIASES = {
+    "full_attention": "full_attention",
+    "attention": "full_attention",
+    "global_attention": "full_attention",
+    "sliding_attention": "sliding_attention",
+    "sliding_window": "sliding_attention",
+    "chunked_attention": "sliding_attention",
+    "linear_attention": "linear_attention",
+    "mamba": "mamba",
+    "conv": "short_conv",
+    "short_conv": "short_conv",
+    "hybrid": "attention+mamba",
+    "mlp": "mlp",
+    "moe": "moe",
+}
+# Nemotron-H hybrid_override_pattern: one character per layer (vLLM's and the
+# model's own NemotronHConfig.layers_block_type: M mamba, * attention, - mlp, E moe).
+_PATTERN_KINDS = {"M": "mamba", "*": "full_attention", "-": "mlp", "E": "moe"}
+# Per-layer lists that name kinds, in the order they are trusted.
+LAYER_LIST_KEYS = ("layer_types", "layers_block_type")
+# Config fields that describe per-layer structure; any other field that looks
+# like one (see _STRUCTURE_FIELD) is reported as unread instead of ignored.
+_KNOWN_STRUCTURE_FIELDS = frozenset(
+    LAYER_LIST_KEYS
+    + (
+        "hybrid_override_pattern",
+        "full_attention_interval",
+        "attn_layer_period",
+        "attn_layer_offset",
+        "attn_layer_indices",
+        "attn_type_list",
+        "mtp_layers_block_type",
+        "sliding_window_pattern",
+        "max_window_layers",
+        "expert_layer_period",
+        "expert_layer_offset",
+        "mlp_only_layers",
+        "decoder_sparse_step",
+        "interleave_moe_layer_step",
+    )
+)
+_STRUCTURE_FIELD = re.compile(
+    r"(layer_?types?|block_types?|_pattern$|^attn_.*(layers?|list|indices|idxs|period|offset)$|"
+    r"^(full|linear|global|local)_attn|_attn_layers$|attention_(layers|pattern|interval)|layer_(kinds|map))"
+)
+# Attention geometry fields the KV arithmetic does not read; their presence means
+# some layers differ from num_key_value_heads x head_dim (e.g. Gemma 4 global layers).
+_UNREAD_GEOMETRY_FIELDS = ("global_head_dim", "num_global_key_value_heads", "attention_k_eq_v", "num_kv_shared_layers")
+
+
+def _normalise_kind(value: Any) -> str:
+    """Map one layer_types / layers_block_type entry to a kind; unknown ones keep their name."""
+    key = str(value).strip().lower()
+    return _KIND_ALIASES.get(key, "unknown:%s" % value)
+
+
+def _layer_map(text: Dict[str, Any], num_layers: int, model_type: str) -> Tuple[Optional[List[str]], Optional[str], List[str]]:
+    """Kind of every decoder layer, the field that said so, and notes on what was odd.
+
+    Every way configs state it is read, most explicit first: a per-layer list
+    (``layer_types``, ``layers_block_type``), MiniMax ``attn_type_list`` (0
+    linear, 1 full), Nemotron-H ``hybrid_override_pattern``, Qwen3-Next
+    ``full_attention_interval`` (layer i is full attention when (i + 1) % k == 0,
+    as transformers' Qwen3NextConfig builds layer_types), Jamba
+    ``attn_layer_period``/``attn_layer_offset`` (i % period == offset),
+    ``attn_layer_indices`` (Bamba), and Falcon-H1, whose every layer runs
+    attention and Mamba-2 side by side. None when the config says nothing per layer.
+    """
+    notes = []  # type: List[str]
+    kinds = None  # type: Optional[List[str]]
+    source = None  # type: Optional[str]
+    for key in LAYER_LIST_KEYS:
+        values = text.get(key)
+        if isinstance(values, list) and values:
+            kinds, source = [_normalise_kind(v) for v in values[:num_layers]], key
+            break
+    if kinds is None and isinstance(text.get("attn_type_list"), list) and text["attn_type_list"]:
+        named = {0: "linear_attention", 1: "full_attention"}
+        kinds = [named.get(v, "unknown:%s" % v) for v in text["attn_type_list"][:num_layers]]
+        source = "attn_type_list"
+    pattern = text.get("hybrid_override_pattern")
+    if kinds is None and isinstance(pattern, str) and pattern:
+        kinds = [_PATTERN_KINDS.get(c, "unknown:%s" % c) for c in pattern[:num_layers]]
+        source = "hybrid_override_pattern"
+        if len(pattern) != num_layers:
+            notes.append("hybrid_override_pattern has %d characters for %d layers" % (len(pattern), num_layers))
+    interval = text.get("full_attention_interval")
+    if isinstance(interval, int) and not isinstance(interval, bool) and interval > 0:
+        by_interval = ["full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(num_layers)]
+        if kinds is None:
+            kinds, source = by_interval, "full_attention_interval=%d" % interval
+        elif kinds != by_interval[: len(kinds)]:
+            notes.append("%s disagrees with full_attention_interval=%d; %s is used" % (source, interval, source))
+    period, offset = text.get("attn_layer_period"), text.get("attn_layer_offset")
+    if kinds is None and isinstance(period, int) and period > 0 and isinstance(offset, int):
+        kinds = ["full_attention" if i % period == offset else "mamba" for i in range(num_layers)]
+        source = "attn_layer_period=%d, attn_layer_offset=%d" % (period, offset)
+    indices = text.get("attn_layer_indices")
+    if kinds is None and isinstance(indices, list) and all(isinstance(i, int) for i in indices):
+        chosen = set(indices)
+        kinds = ["full_attention" if i in chosen else "mamba" for i in range(num_layers)]
+        source = "attn_layer_indices"
+    if kinds is None and model_type.startswith("falcon_h1"):
+        kinds, source = ["attention+mamba"] * num_layers, "model_type falcon_h1 (attention and Mamba-2 in every layer)"
+    if kinds is not None and len(kinds) < num_layers:
+        notes.append("%s covers %d of %d layers; the rest are treated as full attention" % (source, len(kinds), num_layers))
+        kinds = kinds + ["full_attention"] * (num_layers - len(kinds))
+    return kinds, source, notes
+
+
+def _layer_kinds(
+    text: Dict[str, Any], num_layers: int, model_type: str
+) -> Tuple[Dict[str, int], Optional[int], str, Optional[List[str]], List[str]]:
+    """Count layers per kind; return the sliding window in effect, the source, the per-layer map and notes.
+
+    Sources, in order: a per-layer description (``_layer_map``);
     ``sliding_window_pattern`` (Gemma 3: every pattern-th layer is global);
     Gemma 2 alternation; then a single ``sliding_window`` that applies to all
     layers unless ``use_sliding_window`` is false (Qwen2/2.5 ship a window of
@@ -373,30 +507,220 @@ def _layer_kinds(text: Dict[str, Any], num_layers: int, model_type: str) -> Tupl
     """
     window = text.get("sliding_window")
     window = window if isinstance(window, int) and not isinstance(window, bool) and window > 0 else None
-    types = text.get("layer_types")
-    if isinstance(types, list) and types:
+    kinds, source, notes = _layer_map(text, num_layers, model_type)
+    if kinds is not None:
+        if window is None:
+            kinds = ["full_attention" if k == "sliding_attention" else k for k in kinds]
         counts = {}  # type: Dict[str, int]
-        for kind in types[:num_layers]:
-            kind = {"sliding_window": "sliding_attention", "chunked_attention": "sliding_attention"}.get(kind, kind)
-            counts[kind] = counts.get(kind, 0) + 1
-        if counts.get("sliding_attention") and window is None:
-            counts["full_attention"] = counts.get("full_attention", 0) + counts.pop("sliding_attention")
-        return counts, window if counts.get("sliding_attention") else None, "layer_types"
+        for kind in kinds:
+            name = kind[len("unknown:") :] if kind.startswith("unknown:") else kind
+            counts[name] = counts.get(name, 0) + 1
+        return counts, window if counts.get("sliding_attention") else None, source or "", kinds, notes
     if window is None or text.get("use_sliding_window") is False:
-        return {"full_attention": num_layers}, None, "no sliding window in effect"
+        return {"full_attention": num_layers}, None, "no sliding window in effect", None, notes
     pattern = text.get("sliding_window_pattern")
     if isinstance(pattern, int) and pattern > 1:
         full = num_layers // pattern
-        return {"full_attention": full, "sliding_attention": num_layers - full}, window, "sliding_window_pattern=%d" % pattern
+        counts = {"full_attention": full, "sliding_attention": num_layers - full}
+        return counts, window, "sliding_window_pattern=%d" % pattern, None, notes
     if model_type.startswith("gemma2"):
         full = num_layers // 2
-        return {"full_attention": full, "sliding_attention": num_layers - full}, window, "gemma2 alternation"
+        return {"full_attention": full, "sliding_attention": num_layers - full}, window, "gemma2 alternation", None, notes
     if text.get("use_sliding_window") is True and isinstance(text.get("max_window_layers"), int):
         full = min(num_layers, text["max_window_layers"])
         if full >= num_layers:
-            return {"full_attention": num_layers}, None, "max_window_layers covers all layers"
-        return {"full_attention": full, "sliding_attention": num_layers - full}, window, "max_window_layers=%d" % full
-    return {"sliding_attention": num_layers}, window, "sliding_window on all layers"
+            return {"full_attention": num_layers}, None, "max_window_layers covers all layers", None, notes
+        counts = {"full_attention": full, "sliding_attention": num_layers - full}
+        return counts, window, "max_window_layers=%d" % full, None, notes
+    return {"sliding_attention": num_layers}, window, "sliding_window on all layers", None, notes
+
+
+def _dtype_or(value: Any, default: str) -> str:
+    """A known dtype name from a config field, else the default."""
+    name = _normalise_dtype(value)
+    return name if name in DTYPE_BYTES else default
+
+
+def _state_spec(
+    text: Dict[str, Any], kinds: Dict[str, int], model_type: str, hidden: int, heads: int, serve_dtype: str
+) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+    """Geometry of the per-sequence state of linear-attention / Mamba / conv layers, or why it is unknown.
+
+    Mirrors each vLLM model's ``get_mamba_state_shape_from_config`` and
+    ``get_mamba_state_dtype_from_config`` (vllm/model_executor/models/*.py), whose
+    shapes come from ``MambaStateShapeCalculator`` and dtypes from
+    ``MambaStateDtypeCalculator`` (vllm/model_executor/layers/mamba/mamba_utils.py):
+    conv state at the model dtype, recurrent/SSM state at ``mamba_ssm_cache_dtype``
+    (``auto`` = the conv dtype) - except NemotronH (the config's
+    ``mamba_ssm_cache_dtype``, default float32) and Qwen3.5 (the config's
+    ``mamba_ssm_dtype``), which vLLM's model config classes set.
+    """
+    needs = [k for k in ("linear_attention", "mamba", "short_conv", "attention+mamba") if kinds.get(k)]
+    if not needs:
+        return None, None
+    conv_dtype = serve_dtype
+    ssm_dtype = _dtype_or(_first(text, ("mamba_ssm_cache_dtype", "mamba_ssm_dtype"))[0], conv_dtype)
+
+    def _ints(*keys: str) -> Optional[List[int]]:
+        values = [text.get(k) for k in keys]
+        ok = all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
+        return [int(v) for v in values] if ok else None
+
+    if "linear_attention" in needs:
+        gdn = _ints(
+            "linear_num_key_heads", "linear_num_value_heads", "linear_key_head_dim", "linear_value_head_dim", "linear_conv_kernel_dim"
+        )
+        if gdn:
+            return {
+                "kind": "gated_delta_net",
+                "vllm": "MambaStateShapeCalculator.gated_delta_net_state_shape (qwen3_next.py, qwen3_5.py)",
+                "num_k_heads": gdn[0],
+                "num_v_heads": gdn[1],
+                "head_k_dim": gdn[2],
+                "head_v_dim": gdn[3],
+                "conv_kernel": gdn[4],
+                "conv_dtype": conv_dtype,
+                "ssm_dtype": ssm_dtype,
+            }, None
+        if isinstance(text.get("attn_type_list"), list):
+            head_dim = text.get("head_dim") if isinstance(text.get("head_dim"), int) else hidden // heads
+            return {
+                "kind": "linear_attention",
+                "vllm": "MambaStateShapeCalculator.linear_attention_state_shape (minimax_text_01.py)",
+                "num_heads": heads,
+                "head_dim": head_dim,
+                "ssm_dtype": conv_dtype,
+            }, None
+        return None, "linear-attention layers without linear_num_key_heads/linear_num_value_heads/linear_*_head_dim/linear_conv_kernel_dim"
+    if "short_conv" in needs:
+        conv = _ints("conv_L_cache")
+        dim = text.get("conv_dim") if isinstance(text.get("conv_dim"), int) else None
+        if conv and dim:
+            return {
+                "kind": "short_conv",
+                "vllm": "MambaStateShapeCalculator.short_conv_state_shape (lfm2.py)",
+                "intermediate_size": dim,
+                "conv_kernel": conv[0],
+                "conv_dtype": conv_dtype,
+            }, None
+        return None, "short-convolution layers without conv_dim/conv_L_cache"
+    nemotron = _ints("mamba_num_heads", "mamba_head_dim", "n_groups", "ssm_state_size", "conv_kernel")
+    bamba = _ints("mamba_n_heads", "mamba_d_head", "mamba_n_groups", "mamba_d_state", "mamba_d_conv")
+    zamba = _ints("n_mamba_heads", "mamba_headdim", "mamba_ngroups", "mamba_d_state", "mamba_d_conv")
+    expand = text.get("mamba_expand")
+    if nemotron:
+        if model_type.startswith("nemotron_h"):
+            ssm_dtype = _dtype_or(text.get("mamba_ssm_cache_dtype"), "float32")
+        heads_m, head_dim, groups, state, conv = nemotron
+        return _mamba2(heads_m * head_dim, groups, heads_m, head_dim, state, conv, conv_dtype, ssm_dtype, "nemotron_h.py"), None
+    if bamba:
+        d_ssm = text.get("mamba_d_ssm")
+        if isinstance(d_ssm, int) and d_ssm > 0:
+            inner = d_ssm
+        elif isinstance(expand, (int, float)) and not isinstance(expand, bool):
+            inner = int(expand * hidden)
+        else:
+            return None, "Mamba-2 layers without mamba_expand or mamba_d_ssm"
+        heads_m, head_dim, groups, state, conv = bamba
+        return _mamba2(
+            inner, groups, heads_m, head_dim, state, conv, conv_dtype, ssm_dtype, "bamba.py, granitemoehybrid.py, falcon_h1.py"
+        ), None
+    if zamba and isinstance(expand, (int, float)):
+        heads_m, head_dim, groups, state, conv = zamba
+        return _mamba2(int(expand * hidden), groups, heads_m, head_dim, state, conv, conv_dtype, ssm_dtype, "zamba2.py"), None
+    mamba1 = _ints("mamba_d_state", "mamba_d_conv")
+    if mamba1 and isinstance(expand, (int, float)) and not isinstance(expand, bool):
+        return {
+            "kind": "mamba1",
+            "vllm": "MambaStateShapeCalculator.mamba1_state_shape (jamba.py)",
+            "intermediate_size": int(expand * hidden),
+            "state_size": mamba1[0],
+            "conv_kernel": mamba1[1],
+            "conv_dtype": conv_dtype,
+            "ssm_dtype": ssm_dtype,
+        }, None
+    return (
+        None,
+        "Mamba layers whose state fields are not known (looked for mamba_num_heads, mamba_n_heads, n_mamba_heads, mamba_d_state + mamba_expand)",
+    )
+
+
+def _mamba2(
+    inner: int, groups: int, heads: int, head_dim: int, state: int, conv: int, conv_dtype: str, ssm_dtype: str, model_file: str
+) -> Dict[str, Any]:
+    """Mamba-2 state geometry as vLLM's mamba2_state_shape takes it."""
+    return {
+        "kind": "mamba2",
+        "vllm": "MambaStateShapeCalculator.mamba2_state_shape (%s)" % model_file,
+        "intermediate_size": inner,
+        "n_groups": groups,
+        "num_heads": heads,
+        "head_dim": head_dim,
+        "state_size": state,
+        "conv_kernel": conv,
+        "conv_dtype": conv_dtype,
+        "ssm_dtype": ssm_dtype,
+    }
+
+
+def _divide(value: int, by: int, what: str) -> int:
+    """vLLM's ``divide``: exact, else ValueError naming the dimension."""
+    if value % by:
+        raise ValueError("vLLM requires %s (%d) to be divisible by tensor_parallel_size (%d)" % (what, value, by))
+    return value // by
+
+
+def state_shapes(spec: Dict[str, Any], tp: int = 1, num_spec: int = 0) -> List[Tuple[str, List[int], str]]:
+    """Per-rank state tensors of one layer and sequence: [(name, shape, dtype)], as vLLM sizes them.
+
+    Mirrors ``MambaStateShapeCalculator`` (vllm/model_executor/layers/mamba/mamba_utils.py):
+    gated delta net conv (kernel - 1 + num_spec, (2 k_heads k_dim + v_heads v_dim) / tp)
+    and recurrent (v_heads / tp, v_dim, k_dim); Mamba-2 conv (kernel - 1 + num_spec,
+    (inner + 2 groups' state) / tp), groups' = groups + tp - groups when tp does not
+    divide groups, and SSM (heads / tp, head_dim, state); Mamba-1 conv (kernel - 1,
+    inner / tp) and SSM (inner / tp, state); short conv (kernel - 1, dim / tp);
+    lightning linear attention (heads / tp, head_dim, head_dim). ValueError where
+    vLLM's ``divide`` would fail.
+    """
+    kind = spec["kind"]
+    if kind == "gated_delta_net":
+        conv_dim = spec["head_k_dim"] * spec["num_k_heads"] * 2 + spec["head_v_dim"] * spec["num_v_heads"]
+        return [
+            ("conv", [spec["conv_kernel"] - 1 + num_spec, _divide(conv_dim, tp, "the gated delta net conv dimension")], spec["conv_dtype"]),
+            (
+                "ssm",
+                [_divide(spec["num_v_heads"], tp, "linear_num_value_heads"), spec["head_v_dim"], spec["head_k_dim"]],
+                spec["ssm_dtype"],
+            ),
+        ]
+    if kind == "mamba2":
+        groups = spec["n_groups"]
+        if groups % tp:
+            groups += tp - groups
+        conv_dim = spec["intermediate_size"] + 2 * groups * spec["state_size"]
+        return [
+            ("conv", [spec["conv_kernel"] - 1 + num_spec, _divide(conv_dim, tp, "the Mamba-2 conv dimension")], spec["conv_dtype"]),
+            ("ssm", [_divide(spec["num_heads"], tp, "the Mamba-2 head count"), spec["head_dim"], spec["state_size"]], spec["ssm_dtype"]),
+        ]
+    if kind == "mamba1":
+        inner = _divide(spec["intermediate_size"], tp, "the Mamba intermediate size")
+        return [("conv", [spec["conv_kernel"] - 1, inner], spec["conv_dtype"]), ("ssm", [inner, spec["state_size"]], spec["ssm_dtype"])]
+    if kind == "short_conv":
+        return [("conv", [spec["conv_kernel"] - 1, _divide(spec["intermediate_size"], tp, "conv_dim")], spec["conv_dtype"])]
+    if kind == "linear_attention":
+        return [("ssm", [spec["num_heads"] // tp, spec["head_dim"], spec["head_dim"]], spec["ssm_dtype"])]
+    raise ValueError("unknown state kind %r" % kind)
+
+
+def state_tensor_bytes(spec: Dict[str, Any], tp: int = 1, num_spec: int = 0) -> List[Tuple[str, int]]:
+    """[(name, bytes)] of one layer's state for one sequence on one rank (MambaSpec page before padding)."""
+    result = []
+    for name, shape, dtype in state_shapes(spec, tp, num_spec):
+        size = DTYPE_BYTES[dtype]
+        for dim in shape:
+            size *= dim
+        result.append((name, size))
+    return result
 
 
 def _attention(text: Dict[str, Any], heads: int, hidden: int, where: str) -> Dict[str, Any]:
@@ -422,7 +746,7 @@ def _attention(text: Dict[str, Any], heads: int, hidden: int, where: str) -> Dic
             _positive_int(text, ("num_key_value_heads", "num_kv_heads", "n_head_kv", "multi_query_group_num"), where, required=False)
             or heads
         )
-    head_dim = _positive_int(text, ("head_dim", "kv_channels"), where, required=False)
+    head_dim = _positive_int(text, ("head_dim", "kv_channels", "attention_head_dim"), where, required=False)
     if head_dim is None:
         if hidden % heads:
             raise ModelProfileError(
@@ -443,22 +767,137 @@ def _attention(text: Dict[str, Any], heads: int, hidden: int, where: str) -> Dic
     }
 
 
-def _moe(text: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    """Experts, active experts per token and shared experts, where the config has them."""
-    experts = _value(text, ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts"))
-    if not isinstance(experts, int) or experts <= 1:
+# MoE fields under the names real configs use (first found wins). Routed experts:
+# Mixtral/Llama 4 num_local_experts, Qwen/Nemotron 3/Gemma 4 num_experts,
+# DeepSeek/GLM/Nemotron n_routed_experts, ERNIE moe_num_experts, DBRX
+# ffn_config.moe_num_experts. Active per token: num_experts_per_tok (most),
+# experts_per_token (gpt-oss), top_k_experts (Gemma 4), moe_topk (Hunyuan, a
+# per-layer list), moe_k (ERNIE 4.5), moe_top_k (DBRX ffn_config), and the
+# spellings num_activated_experts / n_activated_experts / num_experts_per_token /
+# num_selected_experts / moe_router_topk seen in other configs.
+MOE_EXPERT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts", "num_routed_experts", "n_experts")
+MOE_ACTIVE_KEYS = (
+    "num_experts_per_tok",
+    "experts_per_token",
+    "top_k_experts",
+    "num_experts_per_token",
+    "moe_topk",
+    "moe_k",
+    "moe_top_k",
+    "num_activated_experts",
+    "n_activated_experts",
+    "num_selected_experts",
+    "moe_router_topk",
+)
+MOE_SHARED_KEYS = ("n_shared_experts", "num_shared_experts", "moe_num_shared_experts", "num_shared_expert")
+MOE_EXPERT_SIZE_KEYS = ("moe_intermediate_size", "expert_intermediate_size", "moe_ffn_hidden_size")
+MOE_SHARED_SIZE_KEYS = ("shared_expert_intermediate_size", "moe_shared_expert_intermediate_size", "shared_intermediate_size")
+_MOE_FIELD = re.compile(r"(expert|moe)")
+_MOE_ROUTING = re.compile(r"(top_?k|per_tok|per_token|activ|select|_k$)")
+
+
+def _count(value: Any) -> Tuple[Optional[int], Optional[str]]:
+    """An int field, or a per-layer list of ints (Hunyuan moe_topk): (value, note on a list)."""
+    if isinstance(value, bool):
+        return None, None
+    if isinstance(value, int):
+        return value, None
+    if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        if len(set(value)) == 1:
+            return value[0], None
+        return max(value), "per-layer values %s, the largest taken" % sorted(set(value))
+    return None, None
+
+
+def _moe_layer_count(text: Dict[str, Any], layers: int, kinds: Optional[List[str]]) -> Tuple[int, str]:
+    """How many layers route through experts, and the field that says so."""
+    if kinds is not None and "moe" in kinds:
+        return kinds.count("moe"), "moe blocks in the layer map"
+    period, offset = text.get("expert_layer_period"), text.get("expert_layer_offset")
+    if isinstance(period, int) and period > 0 and isinstance(offset, int):
+        return sum(1 for i in range(layers) if i % period == offset), "expert_layer_period=%d, expert_layer_offset=%d" % (period, offset)
+    for key in ("first_k_dense_replace", "num_dense_layers"):
+        if isinstance(text.get(key), int) and text[key] >= 0:
+            return max(0, layers - text[key]), "%s=%d" % (key, text[key])
+    step = text.get("interleave_moe_layer_step")
+    if isinstance(step, int) and step > 1:
+        return sum(1 for i in range(layers) if (i + 1) % step == 0), "interleave_moe_layer_step=%d" % step
+    step = text.get("decoder_sparse_step")
+    only = text.get("mlp_only_layers") if isinstance(text.get("mlp_only_layers"), list) else []
+    if isinstance(step, int) and step > 0:
+        count = sum(1 for i in range(layers) if i not in only and (i + 1) % step == 0)
+        return count, "decoder_sparse_step=%d, mlp_only_layers=%d" % (step, len(only))
+    return layers, "every layer"
+
+
+def _moe(text: Dict[str, Any], layers: int, kinds: Optional[List[str]], warnings: List[str]) -> Optional[Dict[str, Any]]:
+    """Experts, active experts per token, shared experts and expert sizes under any of their names.
+
+    A routed-expert count without a top-k field, or a field that looks like
+    routing but is not one the profiler reads, is reported, never dropped.
+    """
+    source = dict(text)
+    if isinstance(text.get("ffn_config"), dict):  # DBRX keeps its MoE fields there
+        source.update((k, v) for k, v in text["ffn_config"].items() if k not in source)
+    experts_raw, experts_key = _first(source, MOE_EXPERT_KEYS)
+    experts, _ = _count(experts_raw)
+    read = set(MOE_EXPERT_KEYS + MOE_ACTIVE_KEYS + MOE_SHARED_KEYS + MOE_EXPERT_SIZE_KEYS + MOE_SHARED_SIZE_KEYS)
+    unread = sorted(k for k in source if _MOE_FIELD.search(k) and _MOE_ROUTING.search(k) and k not in read)
+    if unread:
+        warnings.append(
+            "config field(s) %s look like MoE routing but are not read by the profiler: check active_experts by hand." % ", ".join(unread)
+        )
+    if experts is None or experts <= 1:
         return None
-    active = _value(text, ("num_experts_per_tok", "experts_per_token", "num_experts_per_token", "moe_topk"))
-    shared = _value(text, ("n_shared_experts", "num_shared_experts"))
-    if shared is None and isinstance(text.get("shared_expert_intermediate_size"), int) and text["shared_expert_intermediate_size"] > 0:
-        shared = 1
+    active_raw, active_key = _first(source, MOE_ACTIVE_KEYS)
+    active, active_note = _count(active_raw)
+    if active is None:
+        warnings.append(
+            "MoE with %d experts (%s) but no top-k field (looked for %s): active_experts is unknown and the "
+            "activation estimate assumes 1." % (experts, experts_key, ", ".join(MOE_ACTIVE_KEYS))
+        )
+    elif active_note:
+        warnings.append("%s has %s." % (active_key, active_note))
+    shared_raw, shared_key = _first(source, MOE_SHARED_KEYS)
+    shared, _ = _count(shared_raw)
+    shared_size, shared_size_key = _first(source, MOE_SHARED_SIZE_KEYS)
+    shared_size = shared_size if isinstance(shared_size, int) and not isinstance(shared_size, bool) else None
+    if shared is None and shared_size:
+        shared, shared_key = 1, shared_size_key
+    expert_size, expert_size_key = _first(source, MOE_EXPERT_SIZE_KEYS + ("intermediate_size",))
+    moe_layers, moe_layers_source = _moe_layer_count(text, layers, kinds)
+    if kinds is not None and "moe" in kinds:
+        dense = kinds.count("mlp")
+    else:
+        dense = layers - moe_layers
     return {
         "experts": experts,
-        "active_experts": active if isinstance(active, int) else None,
-        "shared_experts": shared if isinstance(shared, int) else None,
-        "expert_intermediate_size": _first(text, ("moe_intermediate_size", "intermediate_size"))[0],
-        "dense_layers": text.get("first_k_dense_replace") if isinstance(text.get("first_k_dense_replace"), int) else 0,
+        "active_experts": active,
+        "shared_experts": shared,
+        "expert_intermediate_size": expert_size,
+        "dense_layers": dense,
+        "experts_source": experts_key,
+        "active_experts_source": active_key,
+        "shared_experts_source": shared_key,
+        "expert_intermediate_size_source": expert_size_key,
+        "shared_expert_intermediate_size": shared_size,
+        "moe_layers": moe_layers,
+        "moe_layers_source": moe_layers_source,
+        "experts_in_weights": None,
     }
+
+
+_EXPERT_NAME = re.compile(r"\.experts\.(\d+)\.")
+
+
+def _experts_in_weights(names: Iterable[str]) -> Optional[int]:
+    """Routed experts per layer as the tensor names number them (``...experts.N.``), or None."""
+    highest = -1
+    for name in names:
+        match = _EXPERT_NAME.search(name)
+        if match:
+            highest = max(highest, int(match.group(1)))
+    return highest + 1 if highest >= 0 else None
 
 
 def _quantization(config: Dict[str, Any], text: Dict[str, Any]) -> Optional[Dict[str, Any]]:
@@ -577,18 +1016,26 @@ def profile_model(path: str, dtype: Optional[str] = None) -> Dict[str, Any]:
     rope = _rope(text)
     gemma3 = "gemma3" in text_model_type or "gemma3" in model_type
     native, effective, default_len, context_rule = _effective_context(text, gemma3, rope, where, warnings)
-    kinds, window, window_source = _layer_kinds(text, layers, text_model_type)
+    kinds, window, window_source, layer_map, map_notes = _layer_kinds(text, layers, text_model_type)
     loops = text.get("num_loops") if isinstance(text.get("num_loops"), int) and text.get("num_loops") > 1 else 1
-    moe = _moe(text)
+    moe = _moe(text, layers, layer_map, warnings)
     quant = _quantization(config, text)
     weights = _weights(path, warnings)
     extra, extra_prefix, seen = _extra_layers(weights["names"], layers)
+    if moe is not None:
+        moe["experts_in_weights"] = _experts_in_weights(weights["names"])
+    state_spec, state_problem = _state_spec(text, kinds, text_model_type, hidden, heads, serve_dtype)
+    layout = _cache_layout(layers, kinds, layer_map, state_spec)
+    _structure_warnings(warnings, text, layers, window_source, layer_map, map_notes, layout, state_problem, weights["names"])
 
     per_layer = geo["kv_elements_per_token_layer"] * DTYPE_BYTES[serve_dtype]
-    full_layers = kinds.get("full_attention", 0) * loops
-    sliding_layers = kinds.get("sliding_attention", 0) * loops
-    linear_layers = kinds.get("linear_attention", 0)
+    full_layers = layout["full"] * loops
+    sliding_layers = layout["sliding"] * loops
     mtp, mtp_source = _mtp_layers(text, extra)
+    state_parts = state_tensor_bytes(state_spec) if state_spec and layout["state"] else []
+    state_per_layer = sum(size for _name, size in state_parts)
+    if state_spec is not None:
+        state_spec = dict(state_spec, tensors=[[name, size] for name, size in state_parts])
 
     if weights["elements"] is not None:
         parameters, parameters_source = weights["elements"], "safetensors headers (stored elements)"
@@ -603,7 +1050,6 @@ def profile_model(path: str, dtype: Optional[str] = None) -> Dict[str, Any]:
         loops,
         window,
         sliding_layers,
-        linear_layers,
         kinds,
         quant,
         extra,
@@ -660,6 +1106,15 @@ def profile_model(path: str, dtype: Optional[str] = None) -> Dict[str, Any]:
         "kv_cache_sliding_layers": sliding_layers,
         "kv_cache_bytes_per_token": per_layer * full_layers,
         "kv_cache_bytes_per_token_all_layers": per_layer * (full_layers + sliding_layers),
+        "layer_types_source": window_source,
+        "attention_layers": layout["attention"],
+        "cache_layers": layout["indices"],
+        "state_layers": layout["state"],
+        "state_kind": state_spec["kind"] if state_spec and layout["state"] else None,
+        "state_spec": state_spec if layout["state"] else None,
+        "state_bytes_per_layer": state_per_layer,
+        "state_bytes_per_sequence": state_per_layer * layout["state"],
+        "cache_summary": _cache_summary(layout, per_layer, loops, state_spec, state_parts, window),
         "extra_layers": extra,
         "extra_layers_prefix": extra_prefix,
         "mtp_layers": mtp,
@@ -668,6 +1123,134 @@ def profile_model(path: str, dtype: Optional[str] = None) -> Dict[str, Any]:
         "warnings": warnings,
     }
     return profile
+
+
+def _cache_layout(
+    layers: int, kinds: Dict[str, int], layer_map: Optional[List[str]], state_spec: Optional[Dict[str, Any]]
+) -> Dict[str, Any]:
+    """Which layers hold a KV cache, which a state, which nothing.
+
+    The safe side is explicit: a layer of unknown kind, or a state layer whose
+    state geometry is unknown, is counted as full attention (KV per token).
+    """
+    indices = {"full_attention": [], "sliding_attention": [], "state": [], "none": [], "treated_as_full_attention": []}  # type: Dict[str, List[int]]
+    if layer_map is None:
+        full = kinds.get("full_attention", 0)
+        return {"full": full, "sliding": kinds.get("sliding_attention", 0), "state": 0, "attention": layers, "indices": None}
+    for i, kind in enumerate(layer_map):
+        if kind in ("full_attention", "attention+mamba"):
+            indices["full_attention"].append(i)
+        elif kind == "sliding_attention":
+            indices["sliding_attention"].append(i)
+        elif kind in NO_CACHE_KINDS:
+            indices["none"].append(i)
+        elif kind in STATE_KINDS and state_spec is not None:
+            pass
+        else:  # unknown kind, or a state layer whose state size is unknown
+            indices["full_attention"].append(i)
+            indices["treated_as_full_attention"].append(i)
+        if kind in STATE_KINDS and state_spec is not None:
+            indices["state"].append(i)
+    return {
+        "full": len(indices["full_attention"]),
+        "sliding": len(indices["sliding_attention"]),
+        "state": len(indices["state"]),
+        "attention": len(indices["full_attention"]) + len(indices["sliding_attention"]),
+        "indices": indices,
+    }
+
+
+def _cache_summary(
+    layout: Dict[str, Any],
+    per_layer: int,
+    loops: int,
+    state_spec: Optional[Dict[str, Any]],
+    state_parts: List[Tuple[str, int]],
+    window: Optional[int],
+) -> str:
+    """One sentence saying which layers hold what, with the bytes."""
+    parts = []
+    where = layout["indices"]
+    if layout["full"]:
+        at = " (layers %s)" % _ranges(where["full_attention"]) if where and layout["full"] < 64 else ""
+        parts.append("%d full-attention layer(s)%s hold %d B of KV per token each" % (layout["full"] * loops, at, per_layer))
+    if layout["sliding"]:
+        parts.append("%d sliding-window layer(s) hold KV for %s tokens" % (layout["sliding"] * loops, window))
+    if layout["state"] and state_spec:
+        tensors = " + ".join("%s %d B" % (name, size) for name, size in state_parts)
+        parts.append(
+            "%d %s layer(s) hold a fixed state per sequence (%s = %d B each, TP 1)"
+            % (layout["state"], state_spec["kind"], tensors, sum(size for _n, size in state_parts))
+        )
+    if where and where["none"]:
+        parts.append("%d layer(s) hold no cache (MLP/MoE only)" % len(where["none"]))
+    if where and where["treated_as_full_attention"]:
+        parts.append("layer(s) %s are of unknown kind and treated as full attention" % _ranges(where["treated_as_full_attention"]))
+    return "; ".join(parts) + "." if parts else "no layer holds a cache."
+
+
+_STATE_WEIGHT = re.compile(r"\.(A_log|dt_bias|D|conv1d\.weight|linear_attn\.)")
+_WEIGHT_LAYER = re.compile(r"^(?:backbone\.|model\.language_model\.|language_model\.model\.|model\.)layers\.(\d+)\.")
+
+
+def _state_layers_in_weights(names: Iterable[str], layers: int) -> List[int]:
+    """Layer indices whose tensor names carry state-space / linear-attention parameters (A_log, dt_bias, conv1d)."""
+    found = set()
+    for name in names:
+        match = _WEIGHT_LAYER.match(name)
+        if match and int(match.group(1)) < layers and _STATE_WEIGHT.search(name):
+            found.add(int(match.group(1)))
+    return sorted(found)
+
+
+def _structure_warnings(
+    warnings: List[str],
+    text: Dict[str, Any],
+    layers: int,
+    source: str,
+    layer_map: Optional[List[str]],
+    notes: List[str],
+    layout: Dict[str, Any],
+    state_problem: Optional[str],
+    names: List[str],
+) -> None:
+    """Say what the layer map could not settle, and which safe side the arithmetic took."""
+    for note in notes:
+        warnings.append("%s." % note)
+    unread = sorted(k for k in text if _STRUCTURE_FIELD.search(k) and k not in _KNOWN_STRUCTURE_FIELDS)
+    if unread:
+        basis = "the layer kinds come from %s" % source if layer_map is not None else "all %d layers are treated as full attention" % layers
+        warnings.append(
+            "config field(s) %s describe per-layer structure the profiler does not read; %s (the safe side for memory)."
+            % (", ".join(unread), basis)
+        )
+    geometry = [k for k in _UNREAD_GEOMETRY_FIELDS if text.get(k) not in (None, False, 0)]
+    if geometry:
+        warnings.append(
+            "config field(s) %s give some layers an attention geometry other than num_key_value_heads x head_dim; "
+            "the KV figures use num_key_value_heads and head_dim for every attention layer." % ", ".join(geometry)
+        )
+    where = layout["indices"]
+    if where and where["treated_as_full_attention"]:
+        unknown = sorted(set(k[len("unknown:") :] for k in layer_map or [] if k.startswith("unknown:")))
+        reason = "unknown layer kind(s) %s in %s" % (", ".join(repr(k) for k in unknown), source) if unknown else state_problem
+        warnings.append(
+            "%s: layer(s) %s treated as full attention (KV per token), the safe side for memory."
+            % (reason, _ranges(where["treated_as_full_attention"]))
+        )
+    from_weights = _state_layers_in_weights(names, layers)
+    if from_weights:
+        configured = where["state"] if where else []
+        if layer_map is None:
+            warnings.append(
+                "the weights carry state-space/linear-attention tensors in layer(s) %s but the config names no per-layer "
+                "kinds: all %d layers are counted as full attention (the safe side)." % (_ranges(from_weights), layers)
+            )
+        elif from_weights != configured:
+            warnings.append(
+                "the weights carry state-space/linear-attention tensors in layer(s) %s, the config (%s) puts state in %s."
+                % (_ranges(from_weights), source, _ranges(configured) or "none")
+            )
 
 
 def _mtp_layers(text: Dict[str, Any], extra: List[int]) -> Tuple[int, Optional[str]]:
@@ -688,7 +1271,6 @@ def _warn(
     loops: int,
     window: Optional[int],
     sliding: int,
-    linear: int,
     kinds: Dict[str, int],
     quant: Optional[Dict[str, Any]],
     extra: List[int],
@@ -727,10 +1309,12 @@ def _warn(
             "sliding window of %d tokens on %d of %d layer(s)%s: vLLM budgets those layers by the window "
             "(SlidingWindowSpec), not by the sequence length." % (window, sliding, layers * loops, " (layer slots)" if loops > 1 else "")
         )
-    if linear:
+    state = {k: kinds[k] for k in STATE_KINDS if kinds.get(k)}
+    if state:
+        what = ", ".join("%d %s layer(s)" % (n, _KIND_WORDS[k]) for k, n in sorted(state.items()))
         warnings.append(
-            "%d linear-attention layer(s) keep a fixed-size state per sequence, not a per-token KV cache; "
-            "that state is not included in the KV arithmetic." % linear
+            "%s keep a fixed-size state per sequence, not a per-token KV cache: kv_fit counts it once per concurrent "
+            "sequence (state_bytes_per_sequence), next to the KV of the attention layers." % what
         )
     if loops > 1:
         warnings.append(
@@ -746,9 +1330,6 @@ def _warn(
         warnings.append("no weight files found: weights_bytes is unknown and memory fits use the parameter estimate.")
     if not dtype_source.startswith(("config", "override")):
         warnings.append("serving dtype assumed %s: %s." % (serve_dtype, dtype_source))
-    other = sorted(k for k in kinds if k not in ("full_attention", "sliding_attention", "linear_attention"))
-    if other:
-        warnings.append("unrecognised layer_types %s are counted as neither full nor sliding attention." % ", ".join(other))
     if isinstance(text.get("index_topk"), int):
         warnings.append(
             "sparse attention (DSA, index_topk=%d): its indexer keeps an extra per-token key cache that is "

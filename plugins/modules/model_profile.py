@@ -204,16 +204,69 @@ profile:
       type: str
       sample: layer_types
     layer_types:
-      description: Number of layers per attention kind (C(full_attention), C(sliding_attention), C(linear_attention)).
+      description:
+        - Number of layers per kind - C(full_attention), C(sliding_attention), C(linear_attention), C(mamba),
+          C(short_conv), C(attention+mamba), C(mlp) or C(moe) (no cache) - or the config's own name for a kind the
+          profiler does not know (counted as full attention, with a warning).
       type: dict
       sample: {full_attention: 12, sliding_attention: 12}
+    layer_types_source:
+      description:
+        - The config field that said which layer is which - C(layer_types), C(layers_block_type), C(attn_type_list),
+          C(hybrid_override_pattern), C(full_attention_interval=K), C(attn_layer_period=P, attn_layer_offset=O),
+          C(attn_layer_indices) - or how the sliding window was placed when none does.
+      type: str
+      sample: full_attention_interval=4
+    attention_layers:
+      description: Physical layers with full or sliding attention (those with K/V projections).
+      type: int
+      sample: 12
+    cache_layers:
+      description:
+        - Layer indices per cache kind (C(full_attention), C(sliding_attention), C(state), C(none),
+          C(treated_as_full_attention)), or null when the config describes no per-layer kinds.
+      type: dict
+      sample: {full_attention: [3, 7, 11], sliding_attention: [], state: [0, 1, 2], none: [], treated_as_full_attention: []}
+    state_layers:
+      description: Layers holding a fixed state per sequence (linear attention, Mamba, short convolution) instead of KV.
+      type: int
+      sample: 36
+    state_kind:
+      description: C(gated_delta_net), C(mamba2), C(mamba1), C(short_conv) or C(linear_attention), or null.
+      type: str
+      sample: gated_delta_net
+    state_spec:
+      description:
+        - The state geometry as vLLM's C(MambaStateShapeCalculator) takes it, the conv and SSM dtypes, the vLLM function
+          it mirrors and the per-layer tensors at TP 1 (C(tensors), name and bytes); null without state layers.
+      type: dict
+      sample: {kind: gated_delta_net, num_k_heads: 16, num_v_heads: 32, head_k_dim: 128, head_v_dim: 128, conv_kernel: 4}
+    state_bytes_per_layer:
+      description: State bytes of one such layer for one sequence, TP 1, at the dtypes vLLM uses.
+      type: int
+      sample: 1097728
+    state_bytes_per_sequence:
+      description: State bytes of all such layers for one sequence, TP 1 (vLLM pads it into pages; see the kv_fit filter).
+      type: int
+      sample: 39518208
+    cache_summary:
+      description: Which layers hold what, in one sentence with the bytes.
+      type: str
+      sample: "12 full-attention layer(s) (layers 3, 7, 11, ...) hold 2048 B of KV per token each; 36 gated_delta_net layer(s)
+        hold a fixed state per sequence (conv 49152 B + ssm 1048576 B = 1097728 B each, TP 1)."
     num_loops:
       description: Times each layer runs in a looped transformer (1 for ordinary models).
       type: int
       sample: 1
     moe:
-      description: Mixture-of-experts shape (C(experts), C(active_experts), C(shared_experts), C(expert_intermediate_size),
-        C(dense_layers)), or null for dense models.
+      description:
+        - Mixture-of-experts shape (C(experts), C(active_experts), C(shared_experts), C(expert_intermediate_size),
+          C(dense_layers)), or null for dense models.
+        - Also the config field each came from (C(experts_source), C(active_experts_source), C(shared_experts_source),
+          C(expert_intermediate_size_source)), C(shared_expert_intermediate_size), C(moe_layers) with
+          C(moe_layers_source), and C(experts_in_weights) (experts numbered in the tensor names, or null).
+        - Active experts are read under C(num_experts_per_tok), C(experts_per_token), C(top_k_experts), C(moe_topk),
+          C(moe_k), C(moe_top_k) and other spellings; a MoE config without one gives a warning.
       type: dict
       sample: {experts: 128, active_experts: 8, shared_experts: null, expert_intermediate_size: 768, dense_layers: 0}
     quantization:
@@ -249,7 +302,9 @@ profile:
       type: int
       sample: 4096
     kv_cache_full_layers:
-      description: Layer slots whose KV cache grows with the sequence (full attention, times C(num_loops)).
+      description:
+        - Layer slots whose KV cache grows with the sequence (full attention, times C(num_loops)).
+        - Layers of unknown kind, and state layers whose state size is unknown, are counted here (the safe side).
       type: int
       sample: 36
     kv_cache_sliding_layers:

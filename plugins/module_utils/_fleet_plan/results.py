@@ -17,6 +17,8 @@ the state; it never places anything.
 
 from __future__ import annotations
 
+import re
+
 from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan.fleet import _Chip, _Host, alloc_size
@@ -160,6 +162,15 @@ def _no_fit_reason(planner: _Planner, model: _Model, hosts: List[_Host]) -> str:
 # --------------------------------------------------------------------------- output
 
 
+# Profile warnings the plan repeats: structure the profiler did not know and took the safe side on.
+_STRUCTURE_WARNING = re.compile(r"treated as full attention|unknown|not read|top-k|no routing", re.I)
+
+
+def _structure_warnings(model: _Model) -> List[str]:
+    """Unknown structure is said, not guessed: the profile's own words, in every placement of the model."""
+    return ["profile: %s" % warning for warning in model.profile.get("warnings") or [] if _STRUCTURE_WARNING.search(str(warning))]
+
+
 def _placement_out(planner: _Planner, record: Dict[str, Any]) -> Dict[str, Any]:
     model = planner.models[record["model"]]
     option = record["option"]
@@ -188,7 +199,7 @@ def _placement_out(planner: _Planner, record: Dict[str, Any]) -> Dict[str, Any]:
         "chip_memory_mb": min(chip.memory_mb for chip in chips),
         "share_chip": record["share_chip"],
         "chip_family": planner.hosts[record["host"]].family,
-        "reasons": list(record["reasons"]),
+        "reasons": list(record["reasons"]) + _structure_warnings(model),
     }
 
 

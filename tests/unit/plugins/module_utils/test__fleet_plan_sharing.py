@@ -111,3 +111,22 @@ def test_the_a5_capture_is_its_own_family():
         table = parse_info(handle.read())
     assert table["layout"] == "a5" and chip_family(table["chips"], table["layout"]) == "950"
     assert chip_family([{"name": "Ascend950PR", "npu_id": 0}]) == "950"
+
+
+def test_structure_the_profiler_does_not_know_is_said_in_every_placement(tmp_path):
+    """A layer kind nobody knows is charged as full attention, and the plan repeats the profile's warning."""
+    import json
+
+    from model_checkpoints import copy_fixture
+
+    path = copy_fixture("Qwen__Qwen3-8B", str(tmp_path / "q8-odd"))
+    with open(path + "/config.json", encoding="utf-8") as handle:
+        config = json.load(handle)
+    config["layer_types"] = ["full_attention"] * (config["num_hidden_layers"] - 1) + ["quantum_attention"]
+    with open(path + "/config.json", "w", encoding="utf-8") as handle:
+        json.dump(config, handle)
+    profile = profile_model(path)
+    result = plan({"a2": {"chips": field_host()}}, [{"name": "odd", "profile": profile}])
+    (placement,) = result["placements"]
+    said = [reason for reason in placement["reasons"] if reason.startswith("profile: ")]
+    assert said and any("treated as full attention" in reason for reason in said)

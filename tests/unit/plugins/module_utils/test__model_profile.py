@@ -17,6 +17,14 @@ from builders import fixture_profile
 from model_checkpoints import copy_fixture, fixture_dir, write_index, write_json, write_safetensors
 
 
+MOE_CORE_KEYS = ("experts", "active_experts", "shared_experts", "expert_intermediate_size", "dense_layers")
+
+
+def _moe_core(profile):
+    """The MoE keys the profile has always had (new keys are checked where they matter)."""
+    return {key: profile["moe"][key] for key in MOE_CORE_KEYS}
+
+
 # --------------------------------------------------------------------------- dense GQA
 
 
@@ -137,7 +145,10 @@ def test_deepseek_v3_mla_moe_fp8_and_mtp_layer_61(tmp_path):
     assert p["kv_cache_bytes_per_token"] == 61 * (512 + 64) * 2 == 70272
     # yarn: original_max_position_embeddings 4096 x factor 40.
     assert p["effective_context"] == 4096 * 40 == 163840
-    assert p["moe"] == {"experts": 256, "active_experts": 8, "shared_experts": 1, "expert_intermediate_size": 2048, "dense_layers": 3}
+    assert _moe_core(p) == {"experts": 256, "active_experts": 8, "shared_experts": 1, "expert_intermediate_size": 2048, "dense_layers": 3}
+    # first_k_dense_replace 3: layers 3-60 route through experts.
+    assert p["moe"]["moe_layers"] == 61 - 3 and p["moe"]["moe_layers_source"] == "first_k_dense_replace=3"
+    assert p["moe"]["active_experts_source"] == "num_experts_per_tok" and p["moe"]["experts_source"] == "n_routed_experts"
     assert p["quantization"] == {"method": "fp8", "bits": 8}
     assert p["weights_bytes"] == 688586727753
     assert p["extra_layers"] == [61]
@@ -169,7 +180,8 @@ def test_glm5_mla_with_declared_mtp_and_dsa_indexer():
 
 def test_mixtral_moe_without_shared_experts():
     p = fixture_profile("mistralai__Mixtral-8x7B-v0.1")
-    assert p["moe"] == {"experts": 8, "active_experts": 2, "shared_experts": None, "expert_intermediate_size": 14336, "dense_layers": 0}
+    assert _moe_core(p) == {"experts": 8, "active_experts": 2, "shared_experts": None, "expert_intermediate_size": 14336, "dense_layers": 0}
+    assert p["moe"]["expert_intermediate_size_source"] == "intermediate_size"  # Mixtral sizes each expert with it
     assert p["sliding_window"] is None  # sliding_window null
     assert p["kv_cache_bytes_per_token"] == 32 * 2 * 8 * 128 * 2
 
