@@ -91,29 +91,48 @@ Read from: {read_from}.
      (table *CANN releases*); when the data does not know that minimum, nothing is checked;
    * `NNAL_OLDER` - the host NNAL is older than the image's CANN (next section).
 4. The **newest candidate that breaks no rule** is chosen; `rejected` lists the others that broke rules, with
-   codes and sentences.
+   codes and sentences. An image rejected only for the host's driver/NNAL carries a `fix`: the host facts
+   (`driver_version`, `cann_version`, `nnal_version`) that make it run and that preflight accepts.
 5. With none, `backend: auto` falls back to **Transformers** and says why (the architecture, the extra layers,
-   the hardware, or the host's driver/NNAL); `backend: vllm` fails with the same reasons. The Transformers
-   server image is named after the CANN base image for the host's CANN release and chip family
-   (`{base_pattern}`) with torch/torch_npu of the newest release built on that CANN; the result carries a
-   `build` dict (base image, image, tag, torch, torch_npu). Nothing is built or pulled by the selection.
+   the hardware, or the host's driver/NNAL, then what to install to serve it with vLLM); `backend: vllm` fails
+   with the same reasons. The Transformers server image is named after the CANN base image for the host's CANN
+   release and chip family (`{base_pattern}`), with the newest torch/torch_npu pair Ascend publishes for that
+   CANN that supports the base's Python and is on PyPI (table *torch / torch_npu per CANN*), else the newest
+   vllm-ascend release built on that CANN; the result carries a `build` dict (base image, image, tag, torch,
+   torch_npu). When no pair is known, or the base's Python is older than the server needs, a warning says so
+   and the server's Dockerfile stops with that reason instead of running `pip install "torch=="`. Nothing is
+   built or pulled by the selection.
 
 The result is deterministic: the same profile, host, wishes and data give the same answer.
 
-### The host NNAL rule
+### The host NNAL rule (shared with preflight)
 
-A vllm-ascend image carries its own CANN, NNAL and torch_npu (its base is `quay.io/ascend/cann:<cann>-<chip>-...`,
-whose entrypoint sources the toolkit and NNAL `set_env.sh`). The host's driver is always used (its `lib64` and
-`version.info` are mounted), so the driver must be new enough for the image's CANN. The host's CANN toolkit is not
-mounted by the official `docker run` and is not compared. The host's NNAL (ATB) is the trap: when it reaches the
-container - mounted with `/usr/local/Ascend`, or by sourcing the host's `set_env.sh` - an ATB library older than the
-image's torch_npu expects fails with `libatb.so: undefined symbol` (the field report's Eva-4B-V2, which fell back to
-Transformers; vllm-ascend issue #750 `libop_plugin_atb.so: undefined symbol`; quick_start.md lists
-"NNAL == <CANN version> - Required for libatb.so"). The rule therefore is: **a host NNAL whose release (first three
-fields: `8.5.0.B110` is `8.5.0`) is older than the image's CANN rejects the image**. A host without NNAL, or with the
-same or a newer release, passes. It is deliberately conservative: a host with NNAL 8.5.0 does not get the 8.5.1
-images. Upgrade the host NNAL to the image's CANN (the preflight role reports `NNAL_CANN_MISMATCH` as well), or pin
-the image with `force: true` when you know the host NNAL never reaches the container.
+One rule set, in `plugins/module_utils/_host_stack.py`, decides both here and in the preflight role, so the advice
+one gives is a host the other accepts. Where torch_npu runs, CANN, NNAL and torch_npu are one set of one release
+(vllm-ascend installation.md: "CANN == 9.1.0", "NNAL == 9.1.0 - Required for libatb.so", "Treat ... TorchNPU,
+CANN ... as one compatibility set"). A vllm-ascend image carries its own CANN, NNAL and torch_npu (its base is
+`quay.io/ascend/cann:<cann>-<chip>-...`, whose entrypoint sources the toolkit and NNAL `set_env.sh`; installation.md:
+"The CANN prebuilt image includes NNAL ... No additional installation is required"). The documented `docker run`
+mounts only the driver (`lib64`, `version.info`), dcmi, npu-smi and `/etc/ascend_install.info` (npu.fleet's containers
+also get the toolkit's `fwkacllib`, never NNAL), so the driver must be new enough for the image's CANN, and the host's
+NNAL stays outside. It reaches a container only when the host's `/usr/local/Ascend` or its `set_env.sh` is brought
+in: then an ATB library older than the image's torch_npu expects fails with `libatb.so: undefined symbol` (the field
+report's Eva-4B-V2, which fell back to Transformers; vllm-ascend issue #750 `libop_plugin_atb.so: undefined symbol`).
+The rules:
+
+1. **Host**: NNAL and the CANN toolkit are of one release (first three fields: `8.5.0.B110` is `8.5.0`). Preflight
+   refuses a mismatch (`NNAL_CANN_MISMATCH`), and image selection warns about it.
+2. **Image**: a host NNAL whose release is older than the image's CANN rejects the image (`NNAL_OLDER`). A host
+   without NNAL, or with the same or a newer release, passes (the documented rule is equality where ATB runs; the
+   failure seen was an older host NNAL, and rule 1 keeps the host's NNAL at its own toolkit's release). It is
+   deliberately conservative: a host with NNAL 8.5.0 does not get the 8.5.1 images.
+3. **Advice**: to run an image on CANN `c`, install the CANN toolkit and NNAL of one release `L`, the newer of the
+   host's CANN and `c` (and a driver the image's CANN supports). Rule 1 holds because both are `L`, rule 2 because
+   `L` is not older than `c`. Installing NNAL alone past the toolkit would break rule 1 and is never advised. When
+   that means a new toolkit, the smaller change is named too: NNAL of the host's own CANN, and the newest image
+   that then runs. The Transformers server is built on the host's own CANN release, which both rules accept.
+
+Pin the image with `force: true` when you know the host NNAL never reaches the container.
 
 ## Where the data lives
 
@@ -195,13 +214,52 @@ def releases_section(data, ordered):
 
 def cann_section(data):
     rows = [
-        [version, row.get("min_driver") or "unknown", row.get("paired_driver"), ", ".join(row.get("python") or []), row["source"]]
+        [
+            version,
+            row.get("min_driver") or "unknown",
+            row.get("paired_driver"),
+            ", ".join(row.get("python") or []),
+            "%s (%s)" % (", ".join(row["base_chips"]), row.get("base_source")) if row.get("base_chips") else "all",
+            row.get("note"),
+            row["source"],
+        ]
         for version, row in data["cann"].items()
     ]
     return (
         "## CANN releases\n\nOldest Ascend HDK (driver) each CANN release supports; a minimum such as `25.0` means every 25.0.x\n"
-        "(25.0.rc1 included). Base Python: the `-py` variants of `quay.io/ascend/cann` that vllm-ascend's Dockerfiles use.\n\n%s\n"
-        % table(["CANN", "Oldest driver", "Paired driver", "Base Python", "Source"], rows)
+        "(25.0.rc1 included). Base Python: the `-py` variants of `quay.io/ascend/cann` that vllm-ascend's Dockerfiles use\n"
+        "(for CANN 8.0.x, the tags published for it). Base chips: the chips those base images exist for, when not all.\n\n%s\n"
+        % table(["CANN", "Oldest driver", "Paired driver", "Base Python", "Base chips", "Note", "Source"], rows)
+    )
+
+
+def torch_section(data):
+    section = data["torch_npu"]
+    rows = []
+    for cann, pairs in section["pairs"].items():
+        for pair in pairs:
+            rows.append(
+                [
+                    cann,
+                    pair["torch"],
+                    pair["torch_npu"] + ("" if pair.get("pypi", True) else " (not on PyPI)"),
+                    pair.get("branch"),
+                    ", ".join(section["python"].get(pair["torch"]) or []),
+                ]
+            )
+    listed = set(cann.upper() for cann in section["pairs"])
+    others = ", ".join(cann for cann in data["cann"] if cann.upper() not in listed) or "none"
+    return (
+        "## torch / torch_npu per CANN\n\nThe pairs Ascend publishes for each CANN release, newest first, for the Transformers server's\n"
+        "build arguments. Source: %s. Python: %s. PyPI: %s. A CANN release of the table *CANN releases* that is not listed\n"
+        "here (%s) takes the pair of the newest vllm-ascend release built on it (table *vllm-ascend releases*).\n\n%s\n"
+        % (
+            section["source"],
+            section.get("python_source"),
+            section.get("pypi_source"),
+            others,
+            table(["CANN", "torch", "torch_npu", "Branch", "Python"], rows),
+        )
     )
 
 
@@ -277,8 +335,17 @@ def transformers_section(data):
     spec = data["transformers"]
     return (
         "## Transformers backend image\n\nBase `%s`, server image `%s`, OS `%s`, Python %s (falls back to the CANN row's Python),\n"
-        "CANN of the host (`%s` when the host reports none). Source: %s.\n"
-        % (spec["base_image"], spec["image"], spec["os"], spec["python"], spec["default_cann"], spec["source"])
+        "CANN of the host (`%s` when the host reports none). Source: %s. The server needs Python %s or newer (%s).\n"
+        % (
+            spec["base_image"],
+            spec["image"],
+            spec["os"],
+            spec["python"],
+            spec["default_cann"],
+            spec["source"],
+            spec.get("min_python") or "any",
+            spec.get("min_python_source") or "no minimum recorded",
+        )
     )
 
 
@@ -289,6 +356,7 @@ def render(data, compat):
         INTRO.format(schema=data["schema_version"], read_from=data.get("read_from"), base_pattern=data["transformers"]["base_image"]),
         releases_section(data, ordered),
         cann_section(data),
+        torch_section(data),
         architectures_section(data),
         hardware_section(data, ordered),
         transformers_section(data),

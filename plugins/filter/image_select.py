@@ -193,6 +193,13 @@ _value:
         reason:
           description: The broken rules in sentences.
           type: str
+        fix:
+          description:
+            - When only the host stack stands in the image's way, the host versions that make it run - C(driver_version),
+              C(cann_version) and C(nnal_version) (the CANN toolkit and NNAL always of one release, which preflight also
+              accepts); absent otherwise.
+          type: dict
+          sample: {"cann_version": "8.5.0", "nnal_version": "8.5.0"}
     build:
       description: For V(transformers), how the server image is made; null for V(vllm).
       type: dict
@@ -234,9 +241,11 @@ _value:
           type: str
           sample: 2.9.0
         torch_source:
-          description: The vllm-ascend release the torch pair was taken from.
+          description:
+            - Where the torch pair comes from - Ascend's table (Ascend/pytorch C(COMPATIBILITY.en.md)) for this CANN, else
+              the newest vllm-ascend release built on it.
           type: str
-          sample: vllm-ascend v0.15.0rc1 (built on CANN 8.5.0)
+          sample: "Ascend/pytorch COMPATIBILITY.en.md: torch_npu 2.9.0 for CANN 8.5.0"
 """
 
 from ansible.errors import AnsibleFilterError

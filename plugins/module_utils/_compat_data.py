@@ -306,6 +306,7 @@ TOP_FIELDS = {
     "hardware": (None, True),
     "cann": (None, True),
     "transformers": (None, True),
+    "torch_npu": (None, True),
     "releases": (None, True),
     "architectures": (None, True),
     "custom_images": (None, True),
@@ -327,6 +328,9 @@ CANN_FIELDS = {
     "python": (_check_str_list, False),
     "source": (_check_str, True),
     "base_python_source": (_check_opt_str, False),
+    "base_chips": (_check_str_list, False),
+    "base_source": (_check_opt_str, False),
+    "note": (_check_opt_str, False),
 }  # type: Dict[str, Field]
 
 TRANSFORMERS_FIELDS = {
@@ -335,7 +339,24 @@ TRANSFORMERS_FIELDS = {
     "os": (_check_str, True),
     "python": (_check_str, True),
     "default_cann": (_check_ascend_version, True),
+    "min_python": (_check_opt_str, False),
+    "min_python_source": (_check_opt_str, False),
     "source": (_check_str, True),
+}  # type: Dict[str, Field]
+
+TORCH_NPU_FIELDS = {
+    "source": (_check_str, True),
+    "python_source": (_check_opt_str, False),
+    "pypi_source": (_check_opt_str, False),
+    "python": (None, True),
+    "pairs": (None, True),
+}  # type: Dict[str, Field]
+
+TORCH_PAIR_FIELDS = {
+    "torch": (_check_str, True),
+    "torch_npu": (_check_str, True),
+    "branch": (_check_opt_str, False),
+    "pypi": (_check_bool, False),
 }  # type: Dict[str, Field]
 
 RELEASE_FIELDS = {
@@ -437,9 +458,32 @@ def validate_matrix(matrix: Any, overrides: Optional[Dict[str, Any]] = None) -> 
             raise checker.fail(["cann", version], problem)
         _check_fields(checker, row, CANN_FIELDS, ["cann", version], "a CANN release")
     _check_fields(checker, matrix["transformers"], TRANSFORMERS_FIELDS, ["transformers"], "the Transformers backend image")
+    _validate_torch_npu(checker, matrix)
     _validate_releases(checker, matrix, hardware, os_variants)
     _validate_architectures(checker, matrix, hardware)
     _validate_custom_images(checker, matrix, hardware, os_variants)
+
+
+def _validate_torch_npu(checker: _Checker, matrix: Dict[str, Any]) -> None:
+    """torch/torch_npu pairs per CANN release; every pair's torch has a Python list, so a base's Python can be matched."""
+    section = matrix["torch_npu"]
+    _check_fields(checker, section, TORCH_NPU_FIELDS, ["torch_npu"], "the torch/torch_npu pairs")
+    pythons = _check_mapping(checker, section["python"], ["torch_npu", "python"], "torch version to the Pythons it supports")
+    for torch, supported in pythons.items():
+        problem = _check_str_list(supported)
+        if problem:
+            raise checker.fail(["torch_npu", "python", torch], problem)
+    for cann, pairs in _check_mapping(checker, section["pairs"], ["torch_npu", "pairs"], "CANN release to its torch pairs").items():
+        path = ["torch_npu", "pairs", cann]
+        problem = _check_ascend_version(cann)
+        if problem:
+            raise checker.fail(path, problem)
+        if not isinstance(pairs, list) or not pairs:
+            raise checker.fail(path, "expected a non-empty list of {torch, torch_npu} pairs, newest first, got %r" % (pairs,))
+        for index, pair in enumerate(pairs):
+            _check_fields(checker, pair, TORCH_PAIR_FIELDS, path + [index], "a torch/torch_npu pair")
+            if pair["torch"] not in pythons:
+                raise checker.fail(path + [index, "torch"], "torch %s has no Python list under torch_npu.python" % pair["torch"])
 
 
 def _validate_releases(checker: _Checker, matrix: Dict[str, Any], hardware: Dict[str, Any], os_variants: Dict[str, Any]) -> None:

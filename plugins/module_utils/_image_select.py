@@ -17,13 +17,11 @@ newer release; the weights carry layers the model class cannot load; the chip
 family has no (working) image in that release; the host driver is older than
 the image's CANN accepts; the host NNAL is older than the image's CANN.
 
-The host NNAL rule models the field report's ``libatb.so: undefined symbol``:
-an image brings its own CANN and NNAL, but an NNAL (ATB) library of an older
-release reaching the container - mounted from the host, or the host's
-``set_env.sh`` - breaks torch_npu's ATB operators (vllm-ascend issue #750;
-quick_start.md: "NNAL == <CANN version> - Required for libatb.so"). So a host
-NNAL whose release is older than the image's CANN rejects the image. A host
-without NNAL, or with a newer one, passes. The host CANN toolkit is not
+The host NNAL rule and the advice that comes with it are shared with
+preflight (``_host_stack``, where the sources are): a host NNAL whose release is
+older than the image's CANN rejects the image; the fix installs the CANN
+toolkit and NNAL of one release, never NNAL alone ahead of the toolkit, so a
+host that follows it passes preflight too. The host CANN toolkit is not
 compared: the official ``docker run`` mounts only driver paths.
 """
 
@@ -32,12 +30,19 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
-from ansible_collections.npu.fleet.plugins.module_utils._ascend_versions import AscendVersionError, compare_versions
 from ansible_collections.npu.fleet.plugins.module_utils._compat_data import (
     VllmVersionError,
     compare_vllm_versions,
     load_matrix,
     vllm_version_key,
+)
+from ansible_collections.npu.fleet.plugins.module_utils._host_stack import (
+    fix_sentence,
+    nnal_older,
+    older,
+    release_line,
+    stack_fix,
+    stack_mismatch,
 )
 
 __all__ = [
@@ -47,6 +52,8 @@ __all__ = [
     "image_select",
     "image_selection",
     "list_candidates",
+    "torch_pair",
+    "transformers_build",
 ]
 
 BACKENDS = ("auto", "vllm", "transformers")
@@ -249,21 +256,6 @@ def _resolve_bare_tag(pin: str, matrix: Dict[str, Any], family: Optional[str], o
 # --------------------------------------------------------------------------- rules
 
 
-def _release_line(version: str) -> str:
-    """'8.5.0.B110' -> '8.5.0': builds of one release share the first three fields (see _preflight.release_line)."""
-    return ".".join(str(version).strip().split(".")[:3]).upper()
-
-
-def _older(left: Optional[str], right: Optional[str]) -> Optional[bool]:
-    """Is Ascend version ``left`` older than ``right``; None when either is missing or unreadable."""
-    if not left or not right:
-        return None
-    try:
-        return compare_versions(str(left), str(right)) < 0
-    except AscendVersionError:
-        return None
-
-
 def _arch_minimum(row: Dict[str, Any], policy: str) -> Tuple[Optional[str], str]:
     """(effective minimum release, the sentence naming both minimums and which one wins)."""
     documented, field = row.get("min_version"), row.get("field_min_version")
@@ -380,11 +372,9 @@ def _host_problems(candidate: Dict[str, Any], host: Dict[str, Any], matrix: Dict
         problems.append(("PLATFORM", "vllm-ascend images are built for %s, not %s" % (", ".join(matrix["platforms"]), arch)))
     elif blocked:
         problems.append(("PLATFORM", "%s on %s: %s" % (candidate["version"], arch, blocked)))
-    cann_row = matrix["cann"].get(candidate["cann"]) or {}
-    min_driver = candidate.get("min_driver") or cann_row.get("min_driver")
-    source = candidate.get("min_driver_source") if candidate.get("min_driver") else cann_row.get("source")
+    min_driver, source = _min_driver(candidate, matrix)
     driver = host.get("driver_version")
-    if _older(driver, min_driver):
+    if older(driver, min_driver):
         problems.append(
             (
                 "DRIVER_TOO_OLD",
@@ -392,22 +382,37 @@ def _host_problems(candidate: Dict[str, Any], host: Dict[str, Any], matrix: Dict
                 % (driver, min_driver, candidate["cann"], candidate["version"], source),
             )
         )
-    elif driver and min_driver and _older(driver, min_driver) is None:
+    elif driver and min_driver and older(driver, min_driver) is None:
         warnings.append("host driver %r could not be compared with %s" % (driver, min_driver))
     nnal = host.get("nnal_version")
-    if nnal and _older(_release_line(nnal), candidate["cann"]):
+    if nnal_older(nnal, candidate["cann"]):
         problems.append(
             (
                 "NNAL_OLDER",
                 "host NNAL %s is older than CANN %s in %s: ATB fails with `libatb.so: undefined symbol` "
                 "when the host NNAL reaches the container (field report, Eva-4B-V2; vllm-ascend issue #750; "
-                "quick_start.md 'NNAL == CANN'); install Ascend-cann-nnal %s or newer on the host"
-                % (nnal, candidate["cann"], candidate["version"], candidate["cann"]),
+                "installation.md 'NNAL == CANN'); for this image %s"
+                % (nnal, candidate["cann"], candidate["version"], fix_sentence(stack_fix(host, candidate["cann"]), host)),
             )
         )
-    elif nnal and _older(_release_line(nnal), candidate["cann"]) is None:
+    elif nnal and nnal_older(nnal, candidate["cann"]) is None:
         warnings.append("host NNAL %r could not be compared with CANN %s" % (nnal, candidate["cann"]))
     return problems
+
+
+def _min_driver(candidate: Dict[str, Any], matrix: Dict[str, Any]) -> Tuple[Optional[str], Optional[str]]:
+    """The oldest driver the image runs on and where that comes from: the release's own word, else its CANN's row."""
+    cann_row = matrix["cann"].get(candidate["cann"]) or {}
+    if candidate.get("min_driver"):
+        return candidate["min_driver"], candidate.get("min_driver_source")
+    return cann_row.get("min_driver"), cann_row.get("source")
+
+
+def _host_fix(candidate: Dict[str, Any], problems: List[Tuple[str, str]], context: Dict[str, Any]) -> Optional[Dict[str, str]]:
+    """The host change that makes a candidate rejected only for the host stack run (``_host_stack.stack_fix``)."""
+    if not problems or any(code not in HOST_CODES for code, _text in problems):
+        return None
+    return stack_fix(context["host"], candidate["cann"], _min_driver(candidate, context["matrix"])[0]) or None
 
 
 def _evaluate(candidate: Dict[str, Any], context: Dict[str, Any]) -> List[Tuple[str, str]]:
@@ -428,32 +433,81 @@ def _evaluate(candidate: Dict[str, Any], context: Dict[str, Any]) -> List[Tuple[
     return problems
 
 
-def _rejection(candidate: Dict[str, Any], problems: List[Tuple[str, str]]) -> Dict[str, Any]:
-    return {
+def _rejection(candidate: Dict[str, Any], problems: List[Tuple[str, str]], context: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """One rejected image; ``fix`` (host facts to set) when only the host's driver/NNAL stand in its way."""
+    rejection = {
         "image": candidate["image"],
         "version": candidate["version"],
         "codes": [code for code, _text in problems],
         "reason": "; ".join(text for _code, text in problems),
     }
+    fix = _host_fix(candidate, problems, context) if context else None
+    if fix:
+        rejection["fix"] = fix
+    return rejection
 
 
 # --------------------------------------------------------------------------- Transformers
 
 
-def _torch_for_cann(cann: str, matrix: Dict[str, Any]) -> Tuple[Optional[str], Optional[str], Optional[str]]:
-    """torch, torch_npu of the newest release built on the same CANN, and that release."""
+def _python_key(version: Any) -> Tuple[int, ...]:
+    """'3.10' -> (3, 10), so that 3.10 sorts after 3.9."""
+    return tuple(int(part) for part in re.findall(r"\d+", str(version))[:2])
+
+
+def _cann_key(cann: str, table: Dict[str, Any]) -> Optional[str]:
+    """The key of ``table`` that is the release of ``cann`` (8.0.rc1 is 8.0.RC1, 8.5.0.B110 is 8.5.0)."""
+    line = release_line(cann)
+    return next((key for key in table if release_line(key) == line), None)
+
+
+def _installable(pair: Dict[str, Any]) -> bool:
+    """Can pip take this torch_npu from PyPI: not marked absent, not a dev or local (+git) build."""
+    return pair.get("pypi", True) is not False and "+" not in pair["torch_npu"] and ".dev" not in pair["torch_npu"]
+
+
+def torch_pair(cann: str, python: Optional[str], matrix: Dict[str, Any]) -> Tuple[Optional[str], Optional[str], Optional[str]]:
+    """(torch, torch_npu, where the pair comes from) for a CANN base with this Python; Nones when none fits.
+
+    First the newest pair Ascend publishes for that CANN (``torch_npu.pairs``)
+    whose torch supports the Python, then the newest vllm-ascend release built
+    on that CANN (any image variant, retired rows left out). Either way the
+    torch_npu must be on PyPI, where the server Dockerfile installs it from.
+    """
+    section = matrix["torch_npu"]
+
+    def fits(pair: Dict[str, Any]) -> bool:
+        supported = section["python"].get(pair["torch"])
+        return _installable(pair) and (python is None or not supported or python in supported)
+
+    key = _cann_key(cann, section["pairs"])
+    for pair in section["pairs"][key] if key else []:
+        if fits(pair):
+            where = "Ascend/pytorch COMPATIBILITY.en.md: torch_npu %s for CANN %s" % (pair["torch_npu"], key)
+            return pair["torch"], pair["torch_npu"], where + (" (branch %s)" % pair["branch"] if pair.get("branch") else "")
+    line = release_line(cann)
     for version in sorted(matrix["releases"], key=vllm_version_key, reverse=True):
         release = matrix["releases"][version]
-        if _release_line(release["cann"]) == cann and release.get("torch") and release.get("torch_npu"):
-            return release["torch"], release["torch_npu"], version
+        canns = [release["cann"]] + [variant["cann"] for variant in release["images"].values()]
+        if (
+            release.get("disabled")
+            or not (release.get("torch") and release.get("torch_npu"))
+            or line not in [release_line(c) for c in canns]
+        ):
+            continue
+        if fits({"torch": release["torch"], "torch_npu": release["torch_npu"]}):
+            return release["torch"], release["torch_npu"], "vllm-ascend %s (built on CANN %s)" % (version, cann)
     return None, None, None
 
 
 def transformers_build(host: Dict[str, Any], family: Optional[str], matrix: Dict[str, Any], warnings: List[str]) -> Dict[str, Any]:
-    """Name the Transformers server image and the base it is built from; nothing is built here.
+    """Name the Transformers server image, its base and its torch/torch_npu; nothing is built here.
 
     The base is the CANN container image of the host's CANN release for this
-    chip family, so the server's CANN and torch_npu match what the host runs.
+    chip family: its CANN and NNAL are then the host's release, which the host
+    NNAL rule (``_host_stack``) accepts. torch/torch_npu come from
+    :func:`torch_pair`; when none is known, or the base cannot take the
+    server, a warning says so before the build would fail.
     """
     spec = matrix["transformers"]
     chip = matrix["hardware"][family].get("cann_chip") if family else None
@@ -467,20 +521,37 @@ def transformers_build(host: Dict[str, Any], family: Optional[str], matrix: Dict
                 % (family, matrix["hardware"][family].get("unsupported") or "none is known")
             )
         )
-    cann = _release_line(host.get("cann_version") or "")
+    cann = release_line(host.get("cann_version") or "")
     if not host.get("cann_version"):
         cann = spec["default_cann"]
         warnings.append("the host reports no CANN version; the Transformers image uses CANN %s (transformers.default_cann)" % cann)
-    cann_row = matrix["cann"].get(cann)
+    key = _cann_key(cann, matrix["cann"])
+    cann_row = matrix["cann"][key] if key else None
+    cann = key or cann
     pythons = (cann_row or {}).get("python") or []
     python = spec["python"] if not pythons or spec["python"] in pythons else pythons[-1]
     if cann_row is None:
-        warnings.append("no vllm-ascend image was built on a CANN %s base; check that the base image exists" % cann)
+        warnings.append("the compatibility data has no CANN %s row; check that the base image exists" % cann)
+    elif cann_row.get("base_chips") and chip not in cann_row["base_chips"]:
+        warnings.append(
+            "the CANN %s base image is published for %s chips only, not %s (%s); set serve_transformers_base_image"
+            % (cann, ", ".join(cann_row["base_chips"]), chip, cann_row.get("base_source"))
+        )
+    if spec.get("min_python") and _python_key(python) < _python_key(spec["min_python"]):
+        warnings.append(
+            "the CANN %s base has Python %s and the Transformers server needs %s or newer (%s), so its Dockerfile stops; "
+            "set serve_transformers_base_image to a CANN %s base with Python %s or newer%s, or upgrade the host as advised"
+            % (cann, python, spec["min_python"], spec.get("min_python_source"), cann, spec["min_python"], _note(cann_row))
+        )
     fields = {"cann": cann.lower(), "chip": chip, "os": spec["os"], "python": python}
     image = spec["image"].format(**fields)
-    torch, torch_npu, from_release = _torch_for_cann(cann, matrix)
+    torch, torch_npu, torch_source = torch_pair(cann, python, matrix)
     if torch_npu is None:
-        warnings.append("no vllm-ascend release pairs CANN %s with a torch_npu version; pick torch/torch_npu by hand" % cann)
+        warnings.append(
+            "no torch/torch_npu pair is known for CANN %s with Python %s, so the server image cannot be built; add one under "
+            "npu_fleet_compat_overrides.torch_npu.pairs, or set serve_transformers_base_image to a base that has torch, "
+            "torch_npu and transformers" % (cann, python)
+        )
     return {
         "base_image": spec["base_image"].format(**fields),
         "image": image,
@@ -491,8 +562,12 @@ def transformers_build(host: Dict[str, Any], family: Optional[str], matrix: Dict
         "python": python,
         "torch": torch,
         "torch_npu": torch_npu,
-        "torch_source": "vllm-ascend %s (built on CANN %s)" % (from_release, cann) if from_release else None,
+        "torch_source": torch_source,
     }
+
+
+def _note(cann_row: Optional[Dict[str, Any]]) -> str:
+    return " (%s)" % cann_row["note"] if cann_row and cann_row.get("note") else ""
 
 
 # --------------------------------------------------------------------------- selection
@@ -519,12 +594,12 @@ def _pinned(context: Dict[str, Any]) -> Dict[str, Any]:
         raise ImageSelectError(
             "pinned image %s contradicts vllm_min_version: %s"
             % (candidate["image"], "; ".join(text for code, text in problems if code == "BELOW_MIN_VERSION")),
-            [_rejection(candidate, problems)],
+            [_rejection(candidate, problems, context)],
         )
     if problems and not wishes["force"]:
         raise ImageSelectError(
             "pinned image %s is refused: %s" % (candidate["image"], "; ".join(text for _code, text in problems)),
-            [_rejection(candidate, problems)],
+            [_rejection(candidate, problems, context)],
         )
     reasons = ["image %s was pinned%s." % (candidate["image"], " and passes every rule" if not problems else "")]
     if problems:
@@ -532,7 +607,7 @@ def _pinned(context: Dict[str, Any]) -> Dict[str, Any]:
             "pinned image %s breaks the rules and is used because force is true: %s"
             % (candidate["image"], "; ".join(text for _code, text in problems))
         )
-    return _result("vllm", candidate["image"], candidate, context, reasons, [_rejection(candidate, problems)] if problems else [])
+    return _result("vllm", candidate["image"], candidate, context, reasons, [_rejection(candidate, problems, context)] if problems else [])
 
 
 def _result(
@@ -600,9 +675,28 @@ def _why_no_vllm(context: Dict[str, Any], evaluated: List[Tuple[Dict[str, Any], 
             "rejected because %s (%d image(s) fail only on the host stack)."
             % (candidate["image"], "; ".join(text for _code, text in problems), len(host_only))
         )
+        reasons.append(_host_advice(context, host_only))
         return reasons
     candidate, problems = evaluated[0]
     return ["no vLLM image fits: the newest, %s, is rejected because %s." % (candidate["image"], "; ".join(t for _c, t in problems))]
+
+
+def _host_advice(context: Dict[str, Any], host_only: List[Tuple[Dict[str, Any], List[Tuple[str, str]]]]) -> str:
+    """What to change on the host so that vLLM serves the model: the newest image's fix, and a smaller one.
+
+    Each fix is ``_host_stack.stack_fix``: toolkit and NNAL of one release, so
+    preflight accepts the host that follows it. The smaller fix keeps the
+    host's CANN toolkit (NNAL and/or driver only) and names the newest image
+    that it lets run.
+    """
+    host = context["host"]
+    fixes = [(c, _host_fix(c, p, context)) for c, p in host_only]
+    newest, fix = fixes[0]
+    advice = "to serve it with vLLM, %s (then %s runs)" % (fix_sentence(fix or {}, host), newest["image"])
+    smaller = next(((c, f) for c, f in fixes if f and "cann_version" not in f), None)
+    if fix and "cann_version" in fix and smaller:
+        advice += ", or keep the CANN toolkit and %s (then %s runs)" % (fix_sentence(smaller[1], host), smaller[0]["image"])
+    return advice + "."
 
 
 def image_select(
@@ -647,13 +741,16 @@ def image_select(
         "warnings": [],
         "model_problems": _model_problems(profile, arch, matrix),
     }
+    mismatch = stack_mismatch(host.get("cann_version"), host.get("nnal_version"))
+    if mismatch:
+        context["warnings"].append("preflight refuses this host (NNAL_CANN_MISMATCH): %s; %s" % (mismatch["message"], mismatch["fix"]))
     if wishes["image"] and wishes["backend"] != "transformers":
         return _pinned(context)
     if wishes["backend"] == "transformers":
         return _transformers(context, ["backend transformers was requested; vLLM images were not considered."], [])
     evaluated = [(c, _evaluate(c, context)) for c in list_candidates(matrix, family, wishes["os"])] if family else []
     accepted = [c for c, problems in evaluated if not problems]
-    rejected = [_rejection(c, problems) for c, problems in evaluated if problems]
+    rejected = [_rejection(c, problems, context) for c, problems in evaluated if problems]
     if accepted:
         chosen = accepted[0]
         reasons = _chosen_reasons(chosen, context, len(accepted))

@@ -16,11 +16,8 @@ A chip-level fault (health, foreign processes) removes that chip only; a
 host-level fault (no driver, missing mounts, no Docker engine) removes the host.
 """
 
-from ansible_collections.npu.fleet.plugins.module_utils._ascend_versions import (
-    AscendVersionError,
-    compare_versions,
-)
 from ansible_collections.npu.fleet.plugins.module_utils._busy import foreign_processes
+from ansible_collections.npu.fleet.plugins.module_utils._host_stack import release_line, stack_mismatch
 
 __all__ = ["HOST_PATHS", "preflight_verdict", "release_line"]
 
@@ -81,17 +78,6 @@ def _problem(code, severity, message, fix, **extra):
     problem = {"code": code, "severity": severity, "message": message, "fix": fix}
     problem.update(extra)
     return problem
-
-
-def release_line(version):
-    """The release a CANN/NNAL version belongs to: '8.5.0' and '8.5.0.B110' -> '8.5.0'.
-
-    NNAL must be built for the same CANN release (vllm-ascend quick_start.md:
-    "NNAL == <CANN version> - Required for libatb.so"); builds of one release
-    differ only after the third field.
-    """
-    fields = str(version).strip().split(".")
-    return ".".join(fields[:3]).upper()
 
 
 def _chip_label(chip):
@@ -172,20 +158,10 @@ def _version_problems(npu):
                 "install Ascend-cann-nnal of the same release as CANN",
             )
         )
-    if cann and nnal and release_line(cann) != release_line(nnal):
-        try:
-            order = compare_versions(str(nnal), str(cann))
-        except AscendVersionError:
-            order = None
-        relation = {-1: "older than", 1: "newer than"}.get(order, "a different release from")
-        problems.append(
-            _problem(
-                "NNAL_CANN_MISMATCH",
-                ERROR,
-                "NNAL %s is %s CANN %s: ATB will fail with `libatb.so: undefined symbol`" % (nnal, relation, cann),
-                "install Ascend-cann-nnal %s (the CANN release) or a CANN matching NNAL %s" % (cann, nnal),
-            )
-        )
+    # One rule with image selection (_host_stack): the fix never leaves NNAL ahead of the toolkit.
+    mismatch = stack_mismatch(cann, nnal)
+    if mismatch:
+        problems.append(_problem("NNAL_CANN_MISMATCH", ERROR, mismatch["message"], mismatch["fix"]))
     return problems
 
 

@@ -142,6 +142,34 @@ def test_cann_driver_minimums_follow_the_cann_release_notes():
     assert cann["8.3.RC2"]["min_driver"] is None
 
 
+def test_torch_pairs_follow_ascend_pytorch_compatibility():
+    torch_npu = read_data_file()["torch_npu"]
+    pairs = torch_npu["pairs"]
+    # Ascend/pytorch COMPATIBILITY.en.md @ b48e6481 (historical rows) and README.md 'Ascend Auxiliary Software' @ 951e46ca:
+    # | CANN 8.0.RC1 | 2.2.0 | 2.2.0 | v2.2.0-6.0.rc1 |, | 2.1.0 | 2.1.0.post4 | v2.1.0-6.0.rc1 |, | 1.11.0 | 1.11.0.post11 | ...
+    assert [(p["torch"], p["torch_npu"], p["branch"]) for p in pairs["8.0.RC1"]] == [
+        ("2.2.0", "2.2.0", "v2.2.0-6.0.rc1"),
+        ("2.1.0", "2.1.0.post4", "v2.1.0-6.0.rc1"),
+        ("1.11.0", "1.11.0.post11", "v1.11.0-6.0.rc1"),
+    ]
+    # Checked with pip against PyPI: 2.1.0.post4 and 1.11.x are not there, 2.2.0 is (cp38 to cp310, aarch64 and x86_64).
+    assert [p.get("pypi", True) for p in pairs["8.0.RC1"]] == [True, False, False]
+    # | 2.9.0 | v2.9.0-7.3.0 | 2.9.0 | CANN 8.5.0 |, | 2.12.0 | v2.12.0-26.1.0 | 2.12.0 | CANN 9.1.0 |
+    assert (pairs["8.5.0"][0]["torch"], pairs["8.5.0"][0]["torch_npu"]) == ("2.9.0", "2.9.0")
+    assert (pairs["9.1.0"][0]["torch_npu"], pairs["9.1.0"][2]["torch_npu"]) == ("2.12.0", "2.10.0.post4")
+    assert [p["torch_npu"] for p in pairs["9.0.0"]] == ["2.9.0.post2", "2.8.0.post4", "2.7.1.post4"]
+    # 'PyTorch and Python versions': PyTorch 2.2.0 on Python 3.8, 3.9, 3.10.
+    assert torch_npu["python"]["2.2.0"] == ["3.8", "3.9", "3.10"]
+
+
+def test_cann_8_0_rc_bases_are_the_published_ones():
+    cann = read_data_file()["cann"]
+    # openmerlin/dockerfile arg.json: 8.0.rc1-910b-ubuntu22.04-py3.8 (and openeuler22.03-py3.8) only.
+    assert cann["8.0.RC1"]["python"] == ["3.8"] and cann["8.0.RC1"]["base_chips"] == ["910b"]
+    assert cann["8.0.RC2"]["python"] == ["3.8", "3.9", "3.10"] and cann["8.0.RC3"]["python"] == ["3.10"]
+    assert read_data_file()["transformers"]["min_python"] == "3.9"
+
+
 # --------------------------------------------------------------------------- merging
 
 
@@ -224,6 +252,15 @@ def test_load_matrix_applies_overrides():
             "npu_fleet_compat_overrides: transformers.image: 'team/server:{cann}-{gpu}' uses unknown placeholder(s) {gpu}",
         ),
         ({"cann": {"9.0.1": {"min_driver": "newest"}}}, 'npu_fleet_compat_overrides: cann["9.0.1"].min_driver: not an Ascend version'),
+        (
+            {"torch_npu": {"pairs": {"7.0.0": [{"torch": "2.1.0"}]}}},
+            "npu_fleet_compat_overrides: torch_npu.pairs[\"7.0.0\"][0]: missing required key 'torch_npu' for a torch/torch_npu pair",
+        ),
+        (
+            {"torch_npu": {"pairs": {"7.0.0": [{"torch": "2.0.1", "torch_npu": "2.0.1.post1"}]}}},
+            'npu_fleet_compat_overrides: torch_npu.pairs["7.0.0"][0].torch: torch 2.0.1 has no Python list under torch_npu.python',
+        ),
+        ({"cann": {"8.0.RC1": {"base_chips": "910b"}}}, 'npu_fleet_compat_overrides: cann["8.0.RC1"].base_chips: expected a list'),
         ({"schema_version": 2}, "npu_fleet_compat_overrides.schema_version: 2 does not match the data's schema_version 1"),
         (["registry"], "npu_fleet_compat_overrides must be a mapping"),
     ],

@@ -10,10 +10,15 @@ import os
 
 import pytest
 
-from ansible_collections.npu.fleet.plugins.module_utils._compat_data import load_matrix
-from ansible_collections.npu.fleet.plugins.module_utils._image_select import ImageSelectError, host_family, image_select
+from ansible_collections.npu.fleet.plugins.module_utils._compat_data import load_matrix, read_data_file
+from ansible_collections.npu.fleet.plugins.module_utils._image_select import (
+    ImageSelectError,
+    host_family,
+    image_select,
+    transformers_build,
+)
 from ansible_collections.npu.fleet.plugins.module_utils._model_profile import profile_model
-from builders import fixture_profile
+from builders import chip, fixture_profile
 from model_checkpoints import copy_fixture, write_index, write_json
 
 QUAY = "quay.io/ascend/vllm-ascend"
@@ -44,6 +49,17 @@ DUO_310P_OLD_DRIVER = {
     "cann_version": "8.5.1",
     "nnal_version": "8.5.1",
     "arch": "x86_64",
+}
+# The field report's host (test__host_stack.py runs it through npu_facts on the emulator): 8 x 910B4, NPUs 4-7
+# busy with a foreign mindieservice_b (tests/unit/fixtures/npu-smi/info-910b4-8npu-24.1.rc2-01.txt), CANN and NNAL
+# 8.0.RC1, driver 24.1.rc2 (that capture's; the issue names none).
+FIELD_HOST = {
+    "chips": [chip(n, processes=[{"pid": 518867 + n, "name": "mindieservice_b", "memory_mb": 27474}] if n >= 4 else ()) for n in range(8)],
+    "npu_smi_layout": "a2",
+    "driver_version": "24.1.rc2",
+    "cann_version": "8.0.RC1",
+    "nnal_version": "8.0.RC1",
+    "arch": "aarch64",
 }
 DUO_310P_CURRENT = dict(DUO_310P_OLD_DRIVER, driver_version="25.5.0", cann_version="9.1.0", nnal_version="9.1.0")
 
@@ -237,8 +253,30 @@ def test_host_nnal_older_than_every_candidate_falls_back_with_the_nnal_reason(tm
         "python": "3.11",
         "torch": "2.9.0",
         "torch_npu": "2.9.0",
-        "torch_source": "vllm-ascend v0.15.0rc1 (built on CANN 8.5.0)",
+        # Ascend/pytorch COMPATIBILITY.en.md @ b48e6481: | 2.9.0 | v2.9.0-7.3.0 | 2.9.0 | CANN 8.5.0 |
+        "torch_source": "Ascend/pytorch COMPATIBILITY.en.md: torch_npu 2.9.0 for CANN 8.5.0 (branch v2.9.0-7.3.0)",
     }
+
+
+def test_host_only_rejections_carry_the_host_fix_preflight_accepts(tmp_path):
+    selection = image_select(fixture_profile("Qwen__Qwen3-8B", tmp_path), A2_OLD_NNAL)
+    by_version = dict((item["version"], item) for item in selection["rejected"])
+    # CANN 9.0.1 is newer than the host's 8.5.0: toolkit and NNAL together, never NNAL alone.
+    assert by_version["v0.24.0rc1"]["fix"] == {"cann_version": "9.0.1", "nnal_version": "9.0.1"}
+    assert by_version["v0.23.0"]["fix"] == {"driver_version": "25.2", "cann_version": "9.1.0", "nnal_version": "9.1.0"}
+    # CANN 8.5.0 is the host's own: NNAL of that release is enough.
+    assert by_version["v0.15.0rc1"]["fix"] == {"nnal_version": "8.5.0"}
+    assert by_version["v0.24.0rc1"]["reason"].endswith(
+        "for this image install Ascend-cann-toolkit (with its kernels) and Ascend-cann-nnal 9.0.1 together "
+        "(one release, as preflight requires: NNAL_CANN_MISMATCH)"
+    )
+    # Rejected for the model as well: no host change makes it run.
+    assert "fix" not in by_version["v0.13.0"]
+    assert selection["reasons"][2].endswith(
+        "or keep the CANN toolkit and install Ascend-cann-nnal 8.5.0, the release of the host's "
+        "CANN 8.5.0 (then quay.io/ascend/vllm-ascend:v0.15.0rc1 runs)."
+    )
+    assert selection["warnings"][0].startswith("preflight refuses this host (NNAL_CANN_MISMATCH): NNAL 8.1.RC1 is older than CANN 8.5.0")
 
 
 def test_same_release_nnal_builds_pass(tmp_path):
@@ -489,3 +527,93 @@ def test_inputs_must_be_dicts():
         image_select("Qwen3-8B", A2_CURRENT)
     with pytest.raises(ValueError, match="host must be a dict"):
         image_select({}, "node1")
+
+
+# --------------------------------------------------------------------------- Transformers build arguments
+
+
+def _known_pairs(data):
+    """Every (torch, torch_npu) the data names: Ascend's per-CANN pairs and the vllm-ascend release rows."""
+    pairs = set((pair["torch"], pair["torch_npu"]) for rows in data["torch_npu"]["pairs"].values() for pair in rows)
+    return pairs | set((row["torch"], row["torch_npu"]) for row in data["releases"].values() if row.get("torch"))
+
+
+def test_field_host_transformers_fallback_gets_complete_build_args(tmp_path):
+    selection = image_select(fixture_profile("jaman21__Qwen3-4B-Instruct", tmp_path), FIELD_HOST)
+    assert selection["backend"] == "transformers"
+    # Ascend/pytorch COMPATIBILITY.en.md @ b48e6481: | 2.2.0 | v2.2.0-6.0.rc1 | 2.2.0 | CANN 8.0.RC1 |; PyTorch 2.2.0 runs on
+    # Python 3.8 to 3.10; the only quay.io/ascend/cann 8.0.RC1 base is 8.0.rc1-910b-ubuntu22.04-py3.8 (openmerlin arg.json).
+    assert selection["build"] == {
+        "base_image": "quay.io/ascend/cann:8.0.rc1-910b-ubuntu22.04-py3.8",
+        "image": "npu-fleet/transformers-server:8.0.rc1-910b-ubuntu22.04-py3.8",
+        "tag": "8.0.rc1-910b-ubuntu22.04-py3.8",
+        "cann": "8.0.RC1",
+        "chip": "910b",
+        "os": "ubuntu22.04",
+        "python": "3.8",
+        "torch": "2.2.0",
+        "torch_npu": "2.2.0",
+        "torch_source": "Ascend/pytorch COMPATIBILITY.en.md: torch_npu 2.2.0 for CANN 8.0.RC1 (branch v2.2.0-6.0.rc1)",
+    }
+    # Python 3.8 is below what transformers>=4.51 installs on: said here, before the Dockerfile stops on it.
+    assert any(
+        w.startswith("the CANN 8.0.RC1 base has Python 3.8 and the Transformers server needs 3.9 or newer") for w in selection["warnings"]
+    )
+    assert not any("no torch/torch_npu pair" in w for w in selection["warnings"])
+
+
+@pytest.mark.parametrize("cann", list(read_data_file()["cann"]))
+def test_every_cann_base_row_yields_a_torch_pair_of_the_data(cann):
+    data = load_matrix()
+    for family, row in data["hardware"].items():
+        base_chips = data["cann"][cann].get("base_chips")
+        if not row.get("cann_chip") or (base_chips and row["cann_chip"] not in base_chips):
+            continue
+        warnings = []
+        build = transformers_build({"chip_family": family, "cann_version": cann}, family, data, warnings)
+        assert build["cann"] == cann and build["base_image"].startswith("quay.io/ascend/cann:%s-" % cann.lower())
+        assert build["torch"] and build["torch_npu"], (cann, family, warnings)
+        assert (build["torch"], build["torch_npu"]) in _known_pairs(data), (cann, build)
+        # pip takes it from PyPI: no dev or local build, and its torch runs on the base's Python.
+        assert ".dev" not in build["torch_npu"] and "+" not in build["torch_npu"], (cann, build)
+        assert build["python"] in data["torch_npu"]["python"][build["torch"]], (cann, build)
+
+
+@pytest.mark.parametrize(
+    "cann, pair",
+    [
+        # vllm-ascend v0.11.0rc0 used 2.7.1.dev20250724 and v0.9.2rc1 2.5.1.post1.dev20250619: not on PyPI.
+        ("8.2.RC1", ("2.6.0", "2.6.0")),
+        ("8.1.RC1", ("2.5.1", "2.5.1")),
+        # Not in Ascend's table: the newest vllm-ascend release on that CANN (any image variant).
+        ("8.3.RC2", ("2.8.0", "2.8.0")),
+        ("8.5.1", ("2.9.0", "2.9.0")),
+        ("9.0.1", ("2.10.0", "2.10.0.post2")),
+        ("9.1.0-beta.1", ("2.10.0", "2.10.0.post2")),
+        ("9.1.0", ("2.12.0", "2.12.0")),
+    ],
+)
+def test_torch_pairs_are_installable_from_pypi(cann, pair):
+    build = transformers_build({"cann_version": cann}, "a2" if cann != "9.1.0-beta.1" else "310p", load_matrix(), [])
+    assert (build["torch"], build["torch_npu"]) == pair
+
+
+def test_local_torch_npu_builds_and_retired_releases_are_skipped():
+    # v0.19.1rc1 with a local build, then v0.18.0's own 2.9.0.post1+git4c901a4: neither is on PyPI.
+    matrix = load_matrix({"releases": {"v0.19.1rc1": {"torch_npu": "2.9.0+local"}}})
+    build = transformers_build({"cann_version": "8.5.1"}, "a2", matrix, [])
+    assert (build["torch"], build["torch_npu"], build["torch_source"]) == ("2.9.0", "2.9.0", "vllm-ascend v0.18.0rc1 (built on CANN 8.5.1)")
+    matrix = load_matrix({"releases": {"v0.24.0rc1": {"disabled": True}}})
+    build = transformers_build({"cann_version": "9.0.1"}, "a2", matrix, [])
+    assert build["torch_source"] == "vllm-ascend v0.23.0rc1 (built on CANN 9.0.1)"
+
+
+def test_unknown_cann_and_missing_base_chips_are_named():
+    warnings = []
+    build = transformers_build({"cann_version": "7.0.0"}, "a2", load_matrix(), warnings)
+    assert build["torch"] is None and build["torch_npu"] is None
+    assert warnings[0] == "the compatibility data has no CANN 7.0.0 row; check that the base image exists"
+    assert warnings[1].startswith("no torch/torch_npu pair is known for CANN 7.0.0 with Python 3.11, so the server image cannot be built")
+    warnings = []
+    transformers_build({"cann_version": "8.0.RC3"}, "310p", load_matrix(), warnings)
+    assert warnings[0].startswith("the CANN 8.0.RC3 base image is published for 910b chips only, not 310p")

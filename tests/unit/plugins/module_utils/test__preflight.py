@@ -151,6 +151,29 @@ def test_newer_nnal_than_cann_is_named_so(tmp_path, monkeypatch, capsys):
     npu["nnal_version"] = "9.1.0"
     problem = preflight_verdict(npu)["problems"][0]
     assert problem["message"].startswith("NNAL 9.1.0 is newer than CANN 8.5.0")
+    # The fix is the shared rule's (_host_stack): toolkit and NNAL of one release, either way.
+    assert problem["fix"] == (
+        "make NNAL and the CANN toolkit one release: install Ascend-cann-nnal 8.5.0 to match the toolkit, or "
+        "Ascend-cann-toolkit (with its kernels) 9.1.0 together with Ascend-cann-nnal 9.1.0; image selection then accepts "
+        "every image whose CANN is not newer than that release"
+    )
+
+
+@pytest.mark.parametrize("nnal, fixed_cann", [("8.5.0", "8.5.0"), ("9.1.0", "9.1.0")])
+def test_either_mismatch_fix_passes_preflight(tmp_path, monkeypatch, capsys, nnal, fixed_cann):
+    npu = discovered(tmp_path, monkeypatch, capsys, profile_named("a2-910b4-8x32g"))
+    npu["nnal_version"] = "9.1.0"
+    assert preflight_verdict(npu)["error_codes"] == ["NNAL_CANN_MISMATCH"]
+    npu.update(nnal_version=nnal, cann_version=fixed_cann)
+    assert preflight_verdict(npu)["ok"] is True
+
+
+def test_a_beta_cann_is_its_own_release(tmp_path, monkeypatch, capsys):
+    npu = discovered(tmp_path, monkeypatch, capsys, profile_named("duo-310p3-2card"))
+    npu.update(cann_version="9.1.0-beta.1", nnal_version="9.1.0-beta.1")
+    assert "NNAL_CANN_MISMATCH" not in preflight_verdict(npu)["error_codes"]
+    npu["nnal_version"] = "9.1.0"
+    assert preflight_verdict(npu)["error_codes"] == ["NNAL_CANN_MISMATCH"]
 
 
 def test_missing_requests_on_the_host_is_named_as_such():

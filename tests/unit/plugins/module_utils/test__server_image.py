@@ -1,10 +1,26 @@
-"""Which Transformers server images a host builds: tag by content, nothing when it has them."""
+"""Which Transformers server images a host builds: tag by content, nothing when it has them; the Dockerfile's guard."""
+
+import os
+import stat
+import subprocess
 
 import pytest
 
-import os
-
+from ansible_collections.npu.fleet.plugins.module_utils._image_select import image_selection
 from ansible_collections.npu.fleet.plugins.module_utils._server_image import ServerImageError, server_builds, tree_digest
+from builders import chip, fixture_profile
+from conftest import REPO_ROOT
+
+DOCKERFILE = os.path.join(REPO_ROOT, "roles", "serve", "files", "transformers_server", "Dockerfile")
+# The field report's host (see test__host_stack.py): 8 x 910B4, NPUs 4-7 busy, CANN and NNAL 8.0.RC1.
+FIELD_HOST = {
+    "chips": [chip(n, processes=[{"pid": 518867 + n, "name": "mindieservice_b", "memory_mb": 27474}] if n >= 4 else ()) for n in range(8)],
+    "npu_smi_layout": "a2",
+    "driver_version": "24.1.rc2",
+    "cann_version": "8.0.RC1",
+    "nnal_version": "8.0.RC1",
+    "arch": "aarch64",
+}
 
 SELECTION = {
     "tiny-mtp": {
@@ -80,3 +96,81 @@ def test_tree_digest_follows_content_and_names_not_bytecode(tmp_path):
     assert tree_digest(str(tmp_path)) != first
     with pytest.raises(OSError):
         tree_digest(str(tmp_path / "missing"))
+
+
+# --------------------------------------------------------------------------- the field report's host
+
+
+def test_field_host_builds_get_complete_build_arguments():
+    models = [{"name": "eva-4b-v2", "profile": fixture_profile("jaman21__Qwen3-4B-Instruct")}]
+    selection = image_selection(models, FIELD_HOST)
+    placements = [{"model": "eva-4b-v2", "replica": 0, "host": "field", "backend": "transformers"}]
+    builds = server_builds(placements, "field", selection, "c1")["builds"]
+    assert [(b["base"], b["torch"], b["torch_npu"]) for b in builds] == [
+        ("quay.io/ascend/cann:8.0.rc1-910b-ubuntu22.04-py3.8", "2.2.0", "2.2.0")
+    ]
+
+
+# --------------------------------------------------------------------------- the Dockerfile's torch step
+
+# A stand-in python3: answers the Dockerfile's three questions from the environment and logs pip calls.
+FAKE_PYTHON = """#!/bin/sh
+case "$*" in
+  *"import torch, transformers"*) exit "$FAKE_HAS_TORCH" ;;
+  *"sys.version_info < (3, 9)"*) [ "$FAKE_MINOR" -ge 9 ] ;;
+  *"python_version()"*) echo "3.$FAKE_MINOR.18" ;;
+  *"-m pip install"*) echo "$*" >> "$FAKE_PIP_LOG" ;;
+  *) echo "unexpected python3 call: $*" >&2; exit 99 ;;
+esac
+"""
+
+
+def _torch_step():
+    """The RUN instruction that installs torch, as /bin/sh -c receives it (continuation lines joined)."""
+    with open(DOCKERFILE, "r", encoding="utf-8") as handle:
+        text = handle.read().replace("\\\n", "")
+    steps = [line[len("RUN ") :] for line in text.splitlines() if line.startswith("RUN ") and "TORCH_VERSION" in line]
+    assert len(steps) == 1
+    return steps[0]
+
+
+def _run_step(tmp_path, torch="", torch_npu="", minor=11, has_torch=1):
+    fake = tmp_path / "bin" / "python3"
+    fake.parent.mkdir(exist_ok=True)
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    log = tmp_path / "pip.log"
+    env = {
+        "PATH": "%s:/usr/bin:/bin" % fake.parent,
+        "BASE_IMAGE": "quay.io/ascend/cann:8.0.rc1-910b-ubuntu22.04-py3.8",
+        "TORCH_VERSION": torch,
+        "TORCH_NPU_VERSION": torch_npu,
+        "FAKE_MINOR": str(minor),
+        "FAKE_HAS_TORCH": str(has_torch),
+        "FAKE_PIP_LOG": str(log),
+    }
+    done = subprocess.run(["/bin/sh", "-c", _torch_step()], env=env, capture_output=True, text=True, timeout=30)
+    return done, (log.read_text() if log.exists() else "")
+
+
+def test_dockerfile_refuses_empty_build_arguments(tmp_path):
+    done, pip = _run_step(tmp_path, torch="", torch_npu="2.2.0")
+    assert done.returncode == 1 and pip == ""
+    assert "the build args are empty (TORCH_VERSION='', TORCH_NPU_VERSION='2.2.0')" in done.stderr
+    assert "npu_fleet_compat_overrides.torch_npu.pairs" in done.stderr and "serve_transformers_base_image" in done.stderr
+
+
+def test_dockerfile_refuses_a_python_too_old_for_transformers(tmp_path):
+    done, pip = _run_step(tmp_path, torch="2.2.0", torch_npu="2.2.0", minor=8)
+    assert done.returncode == 1 and pip == ""
+    assert "has Python 3.8.18, older than the 3.9 that transformers>=4.51 needs" in done.stderr
+
+
+def test_dockerfile_installs_the_pair_or_uses_the_base(tmp_path):
+    (tmp_path / "bare").mkdir()
+    done, pip = _run_step(tmp_path / "bare", torch="2.2.0", torch_npu="2.2.0", minor=10)
+    assert done.returncode == 0, done.stderr
+    assert "--no-cache-dir torch==2.2.0 torch_npu==2.2.0 transformers>=4.51,<6" in pip
+    (tmp_path / "vllm").mkdir()
+    done, pip = _run_step(tmp_path / "vllm", has_torch=0)
+    assert done.returncode == 0 and "come from the base image" in done.stdout and pip == ""
