@@ -840,7 +840,7 @@ def _moe(text: Dict[str, Any], layers: int, kinds: Optional[List[str]], warnings
     if isinstance(text.get("ffn_config"), dict):  # DBRX keeps its MoE fields there
         source.update((k, v) for k, v in text["ffn_config"].items() if k not in source)
     experts_raw, experts_key = _first(source, MOE_EXPERT_KEYS)
-    experts, _ = _count(experts_raw)
+    experts, unused_note = _count(experts_raw)
     read = set(MOE_EXPERT_KEYS + MOE_ACTIVE_KEYS + MOE_SHARED_KEYS + MOE_EXPERT_SIZE_KEYS + MOE_SHARED_SIZE_KEYS)
     unread = sorted(k for k in source if _MOE_FIELD.search(k) and _MOE_ROUTING.search(k) and k not in read)
     if unread:
@@ -859,7 +859,7 @@ def _moe(text: Dict[str, Any], layers: int, kinds: Optional[List[str]], warnings
     elif active_note:
         warnings.append("%s has %s." % (active_key, active_note))
     shared_raw, shared_key = _first(source, MOE_SHARED_KEYS)
-    shared, _ = _count(shared_raw)
+    shared, unused_note = _count(shared_raw)
     shared_size, shared_size_key = _first(source, MOE_SHARED_SIZE_KEYS)
     shared_size = shared_size if isinstance(shared_size, int) and not isinstance(shared_size, bool) else None
     if shared is None and shared_size:
