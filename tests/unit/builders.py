@@ -58,3 +58,21 @@ def fixture_profile(name, directory=None, total_size=None, shard=ONE_SHARD, dirn
     if total_size is not None:
         write_index(path, {"model.norm.weight": shard}, total_size=total_size)
     return profile_model(path, **options)
+
+
+def field_report_host(busy=(4, 5, 6, 7)):
+    """npu facts of the field report's host: 8 x 910B4, NPUs 4-7 busy with someone else's mindieservice_b
+    (tests/unit/fixtures/npu-smi/info-910b4-8npu-24.1.rc2-01.txt), CANN and NNAL 8.0.RC1, driver 24.1.rc2
+    (that capture's; the report names none). Idle chips show 3163 MB used, as 910B4 captures do."""
+    host_chips = []
+    for number in range(8):
+        processes = [{"pid": 518867 + number, "name": "mindieservice_b", "memory_mb": 27474}] if number in busy else ()
+        host_chips.append(dict(chip(number, processes=processes), memory_used_mb=30637 if number in busy else 3163))
+    return {
+        "chips": host_chips,
+        "npu_smi_layout": "a2",
+        "driver_version": "24.1.rc2",
+        "cann_version": "8.0.RC1",
+        "nnal_version": "8.0.RC1",
+        "arch": "aarch64",
+    }

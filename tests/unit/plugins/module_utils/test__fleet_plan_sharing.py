@@ -13,20 +13,12 @@ from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan.sharing impo
 from ansible_collections.npu.fleet.plugins.module_utils._model_profile import profile_model
 from ansible_collections.npu.fleet.plugins.module_utils._npu_smi import parse_info
 from ansible_collections.npu.fleet.plugins.module_utils._replica import container_spec
-from builders import chips, fixture_profile
+from builders import field_report_host, fixture_profile
 from conftest import REPO_ROOT
-
-FOREIGN = [{"pid": 990711, "name": "python3", "memory_mb": 29000}]
 
 
 def field_host():
-    host = chips(8)
-    for chip in host:
-        chip["memory_used_mb"] = 3163
-    for chip in host[:4]:
-        chip["processes"] = [dict(p) for p in FOREIGN]
-        chip["memory_used_mb"] = 31163
-    return host
+    return field_report_host()["chips"]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +38,7 @@ def test_five_single_chip_models_share_the_four_free_chips_only_as_far_as_needed
     result = plan({"a2": {"chips": field_host()}}, five)
     assert result["unplaced"] == []
     devices = sorted(device for p in result["placements"] for device in p["devices"])
-    assert set(devices) == {"/dev/davinci4", "/dev/davinci5", "/dev/davinci6", "/dev/davinci7"}
+    assert set(devices) == {"/dev/davinci0", "/dev/davinci1", "/dev/davinci2", "/dev/davinci3"}
     shared = [p for p in result["placements"] if p["share_chip"]]
     assert len(shared) == 2 and len({tuple(p["devices"]) for p in shared}) == 1  # one chip holds two models
     assert sum(p["gpu_memory_utilization"] for p in shared) <= 0.903

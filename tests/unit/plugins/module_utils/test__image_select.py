@@ -18,7 +18,7 @@ from ansible_collections.npu.fleet.plugins.module_utils._image_select import (
     transformers_build,
 )
 from ansible_collections.npu.fleet.plugins.module_utils._model_profile import profile_model
-from builders import chip, fixture_profile
+from builders import field_report_host, fixture_profile
 from model_checkpoints import copy_fixture, write_index, write_json
 
 QUAY = "quay.io/ascend/vllm-ascend"
@@ -53,14 +53,7 @@ DUO_310P_OLD_DRIVER = {
 # The field report's host (test__host_stack.py runs it through npu_facts on the emulator): 8 x 910B4, NPUs 4-7
 # busy with a foreign mindieservice_b (tests/unit/fixtures/npu-smi/info-910b4-8npu-24.1.rc2-01.txt), CANN and NNAL
 # 8.0.RC1, driver 24.1.rc2 (that capture's; the issue names none).
-FIELD_HOST = {
-    "chips": [chip(n, processes=[{"pid": 518867 + n, "name": "mindieservice_b", "memory_mb": 27474}] if n >= 4 else ()) for n in range(8)],
-    "npu_smi_layout": "a2",
-    "driver_version": "24.1.rc2",
-    "cann_version": "8.0.RC1",
-    "nnal_version": "8.0.RC1",
-    "arch": "aarch64",
-}
+FIELD_HOST = field_report_host()
 DUO_310P_CURRENT = dict(DUO_310P_OLD_DRIVER, driver_version="25.5.0", cann_version="9.1.0", nnal_version="9.1.0")
 
 # a2 Ubuntu releases older than v0.14.0rc1 (docs/compatibility.md, releases table).

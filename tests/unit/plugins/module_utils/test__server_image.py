@@ -8,19 +8,12 @@ import pytest
 
 from ansible_collections.npu.fleet.plugins.module_utils._image_select import image_selection
 from ansible_collections.npu.fleet.plugins.module_utils._server_image import ServerImageError, server_builds, tree_digest
-from builders import chip, fixture_profile
+from builders import field_report_host, fixture_profile
 from conftest import REPO_ROOT
 
 DOCKERFILE = os.path.join(REPO_ROOT, "roles", "serve", "files", "transformers_server", "Dockerfile")
 # The field report's host (see test__host_stack.py): 8 x 910B4, NPUs 4-7 busy, CANN and NNAL 8.0.RC1.
-FIELD_HOST = {
-    "chips": [chip(n, processes=[{"pid": 518867 + n, "name": "mindieservice_b", "memory_mb": 27474}] if n >= 4 else ()) for n in range(8)],
-    "npu_smi_layout": "a2",
-    "driver_version": "24.1.rc2",
-    "cann_version": "8.0.RC1",
-    "nnal_version": "8.0.RC1",
-    "arch": "aarch64",
-}
+FIELD_HOST = field_report_host()
 
 SELECTION = {
     "tiny-mtp": {
