@@ -163,7 +163,7 @@ def _no_fit_reason(planner: _Planner, model: _Model, hosts: List[_Host]) -> str:
 
 
 # Profile warnings the plan repeats: structure the profiler did not know and took the safe side on.
-_STRUCTURE_WARNING = re.compile(r"treated as full attention|unknown|not read|top-k|no routing", re.I)
+_STRUCTURE_WARNING = re.compile(r"treated as full attention|not read|top-k|no routing", re.I)
 
 
 def _structure_warnings(model: _Model) -> List[str]:

@@ -118,15 +118,12 @@ class _Planner:
         if model.util_milli is not None:
             return model.util_milli
         ceiling = min(int(DEFAULT_UTILIZATION * 1000), self.cap_milli)
+        # Sharing only because whole chips ran out (share_chip auto): the smallest slice that holds
+        # min_model_len, so that models pack; sharing.settle() then splits the room left on the chip.
+        wanted = ("fits", "capped") if model.share_auto else ("fits",)
         for milli in range(SLICE_MIN_MILLI, ceiling + 1, SLICE_STEP_MILLI):
-            if self.fit(model, memory_mb, 1, milli, family)["verdict"] == "fits":
+            if self.fit(model, memory_mb, 1, milli, family)["verdict"] in wanted:
                 return milli
-        if model.share_auto:
-            # Sharing only because whole chips ran out: the smallest slice that holds min_model_len,
-            # so that two models fit one chip with capped contexts (the plan says so in its reasons).
-            for milli in range(SLICE_MIN_MILLI, ceiling + 1, SLICE_STEP_MILLI):
-                if self.fit(model, memory_mb, 1, milli, family)["verdict"] != "does_not_fit":
-                    return milli
         return ceiling
 
     def options_for(self, model: _Model, family: str, memory_mb: int, max_chips: int) -> List[_Option]:

@@ -36,9 +36,12 @@ def share_when_chips_run_out(catalogue: List[_Model], first: Tuple[Any, ...], re
     """The pass to keep and the models that share in it. ``first`` is the whole-chips pass; its last item
     (and every pass's) is the list of replicas left over."""
     best, shared = first, set()  # type: Tuple[Any, ...], Set[str]
+    planner = first[0]
+    # The smallest first; of equal size, single-chip models first (a model that wants two chips for its
+    # whole context would give up most of it on a slice).
     candidates = sorted(
         (model for model in catalogue if model.share_auto and model.tp in (AUTO, 1) and model.replicas > 0),
-        key=lambda model: (model.profile.get("weights_bytes") or 0, model.name),
+        key=lambda model: (model.profile.get("weights_bytes") or 0, _chips_wanted(planner, model), model.name),
     )
     for count in range(1, len(candidates) + 1 if best[-1] else 0):
         names = set(model.name for model in candidates[:count])
@@ -50,8 +53,21 @@ def share_when_chips_run_out(catalogue: List[_Model], first: Tuple[Any, ...], re
     return best, shared
 
 
+def _chips_wanted(planner: _Planner, model: _Model) -> int:
+    """Chips of the model's best whole-chip option on the hosts it may use (its wish met first)."""
+    wanted = []
+    for host in planner.hosts.values():
+        if planner.eligible(model, host):
+            for memory in sorted(set(chip.memory_mb for chip in host.chips if chip.usable)):
+                options = planner.options_for(model, host.family, memory, len(host.chips))
+                if options:
+                    wanted.append(options[0].k)
+    return min(wanted) if wanted else 1
+
+
 def settle(planner: _Planner, shared: Set[str]) -> None:
     """Give the room of each chip that auto-shared replicas hold back to them (see the module docstring)."""
+    _spread_onto_free_chips(planner, shared)
     chips = {}
     for key, record in planner.placed.items():
         # Kept replicas too: the same inputs settle to the same slices, so a re-run changes nothing.
@@ -99,3 +115,25 @@ def _split_the_room(planner: _Planner, host, chip, keys) -> None:
         option = _refit(planner, record, planner.models[record["model"]], util)
         chip.shares[key], chip.share_used = util, chip.share_used + extra
         record.update(util_milli=util, option=option)
+
+
+def _spread_onto_free_chips(planner: _Planner, shared: Set[str]) -> None:
+    """A chip left free after packing takes one of the replicas that share another chip of its host, whole."""
+    for host in sorted(planner.hosts.values(), key=lambda item: item.name):
+        free = [chip for chip in host.chips if chip.free()]
+        crowded = sorted(
+            (key for chip in host.chips if len(chip.shares) > 1 for key in sorted(chip.shares)[1:] if key[0] in shared),
+            key=lambda key: key,
+        )
+        for key, chip in zip(crowded, free):
+            record = planner.placed[key]
+            old = record["_chips"][0]
+            if chip.memory_mb != old.memory_mb:
+                continue
+            old.share_used -= old.shares.pop(key)
+            chip.owner = key
+            record["_chips"] = [chip]
+            model = planner.models[record["model"]].sharing(False)
+            wish = model.entry.get("gpu_memory_utilization")
+            option = _refit(planner, record, model, int(round(wish * 1000)) if wish else int(DEFAULT_UTILIZATION * 1000))
+            record.update(share_chip=False, util_milli=option.util_milli, option=option)

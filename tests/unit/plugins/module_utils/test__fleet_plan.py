@@ -341,7 +341,8 @@ def test_share_chip_slices_never_exceed_the_chip(qwen8, qwen4):
     ][0]
     assert auto == 350  # 0.30 leaves no room for the KV cache of 8192 tokens; 0.35 holds it
     result = plan(
-        {"n1": a2_host(count=2)}, [model("q8", qwen8), model("small", qwen4, share_chip=True, max_model_len=8192, replicas=3, spread=False)]
+        {"n1": a2_host(count=2)},
+        [model("q8", qwen8, share_chip=False), model("small", qwen4, share_chip=True, max_model_len=8192, replicas=3, spread=False)],
     )
     assert where(result)["q8", 0][1] == ["/dev/davinci0"]
     smalls = [p for p in result["placements"] if p["model"] == "small"]
@@ -365,7 +366,9 @@ def test_share_chip_limit_is_the_cap(qwen4):
 
 
 def test_an_exclusive_replica_never_lands_on_a_shared_chip(qwen8, qwen4):
-    result = plan({"n1": a2_host(count=1)}, [model("small", qwen4, share_chip=True, max_model_len=8192), model("zq8", qwen8)])
+    result = plan(
+        {"n1": a2_host(count=1)}, [model("small", qwen4, share_chip=True, max_model_len=8192), model("zq8", qwen8, share_chip=False)]
+    )
     assert [p["model"] for p in result["placements"]] == ["small"]
     assert [u["model"] for u in result["unplaced"]] == ["zq8"]
 

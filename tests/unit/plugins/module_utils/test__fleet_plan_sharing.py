@@ -45,8 +45,8 @@ def test_five_single_chip_models_share_the_four_free_chips_only_as_far_as_needed
     assert all(p["reasons"][0] == AUTO_SHARE_REASON for p in shared)
     whole = [p for p in result["placements"] if not p["share_chip"]]
     assert len(whole) == 3 and all(p["gpu_memory_utilization"] == 0.9 for p in whole)
-    # the two smallest models are the ones that share
-    assert sorted(p["model"] for p in shared) == ["eva-4b", "nanbeige"]
+    # the others keep whole chips and the longest context one chip holds
+    assert all(p["max_model_len"] > 32768 or p["model"] == "glm-ocr" for p in whole)
     assert "util 0.45" in render_table(result)
 
 
@@ -122,3 +122,37 @@ def test_structure_the_profiler_does_not_know_is_said_in_every_placement(tmp_pat
     (placement,) = result["placements"]
     said = [reason for reason in placement["reasons"] if reason.startswith("profile: ")]
     assert said and any("treated as full attention" in reason for reason in said)
+
+
+def test_of_equal_size_the_single_chip_model_shares_and_the_long_context_one_keeps_its_chips():
+    """The demo's npu-a2-01: nine chips' worth of whole-chip replicas on eight; the 32k model shares, the rest keep whole chips."""
+    store = REPO_ROOT + "/tests/emulator/models/"
+    models = [
+        {"name": "qwen3-8b", "profile": profile_model(store + "qwen3-8b"), "replicas": 2, "spread": False},
+        {"name": "llama-3.1-8b", "profile": profile_model(store + "llama-3.1-8b"), "max_model_len": 32768},
+        {
+            "name": "qwen3-4b-262k",
+            "profile": profile_model(store + "qwen3-4b-262k"),
+            "min_model_len": 8192,
+            "tensor_parallel_size": 2,
+            "replicas": 2,
+            "spread": False,
+        },
+        {
+            "name": "qwen3-4b-instruct",
+            "profile": profile_model(store + "qwen3-4b-instruct"),
+            "max_model_len": 32768,
+            "replicas": 2,
+            "spread": False,
+        },
+    ]
+    host = field_report_host(busy=())["chips"]
+    result = plan({"a2": {"chips": host}}, models)
+    assert result["unplaced"] == []
+    by_model = {}
+    for placement in result["placements"]:
+        by_model.setdefault(placement["model"], []).append(placement)
+    assert [p["tensor_parallel_size"] for p in by_model["qwen3-4b-262k"]] == [2, 2]
+    assert all(p["max_model_len"] == 262144 for p in by_model["qwen3-4b-262k"])
+    instruct = by_model["qwen3-4b-instruct"]
+    assert all(p["share_chip"] for p in instruct) and instruct[0]["devices"] == instruct[1]["devices"]
