@@ -43,6 +43,10 @@ options:
     description: Also remove containers of models that are no longer in the catalogue.
     type: bool
     default: false
+  rollback:
+    description: Set each replaced container aside (C(set_aside), stopped and renamed) until its successor is healthy.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -56,16 +60,16 @@ RETURN = r"""
 _value:
   description: >-
     C(keep) (names), C(replace) (dicts with C(name) and C(previous)), C(remove) (names), C(start) (names) and
-    C(start_models), each sorted.
+    C(start_models), each sorted, and C(set_aside) (the C(replace) entries when O(rollback), else empty).
   type: dict
 """
 
 from ansible_collections.npu.fleet.plugins.module_utils._replica import replica_changes as _replica_changes
 
 
-def replica_changes(specs, containers, models, prune=False):
+def replica_changes(specs, containers, models, prune=False, rollback=False):
     """Thin wrapper over module_utils/_replica.py."""
-    return _replica_changes(specs, containers, models, prune)
+    return _replica_changes(specs, containers, models, prune, rollback)
 
 
 class FilterModule:

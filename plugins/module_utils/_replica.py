@@ -334,7 +334,7 @@ def replicas_running(host, containers):
     return current
 
 
-def replica_changes(specs, containers, catalogue_models, prune=False):
+def replica_changes(specs, containers, catalogue_models, prune=False, rollback=False):
     """Which existing npu.fleet containers a run keeps, replaces, removes and starts.
 
     ``keep``: wanted containers that run with the same spec hash and API key
@@ -344,7 +344,9 @@ def replica_changes(specs, containers, catalogue_models, prune=False):
     until its successor is healthy). ``remove``: containers the plan no longer
     wants here - a replica that moved to another host always goes, one of a
     model dropped from the catalogue only with ``prune`` (someone may still
-    use it). ``-previous`` copies are none of these.
+    use it). ``-previous`` copies are none of these. ``rollback`` (the serve
+    role passes ``serve_rollback`` and not check mode) sets the replaced ones
+    aside in ``set_aside`` instead of letting docker_container recreate them.
     """
     existing = dict((_container_name(container), _container_labels(container)) for container in containers or [])
     running = set(_container_name(container) for container in containers or [] if container.get("State") == "running")
@@ -364,14 +366,17 @@ def replica_changes(specs, containers, catalogue_models, prune=False):
         and (labels.get(LABELS["model"]) in models or prune)
     )
     keep = sorted(name for name, equal in same.items() if equal and name in running)
+    replace = [{"name": name, "previous": previous_name(name)} for name in sorted(same) if not same[name]]
     start = sorted(name for name in wanted if name not in keep)
     return {
         "keep": keep,
-        "replace": [{"name": name, "previous": previous_name(name)} for name in sorted(same) if not same[name]],
+        "replace": replace,
         "remove": remove,
         # docker_container runs for these only: new, replaced, or ours but not running (it is started again).
         "start": start,
         "start_models": sorted(set(wanted[name]["labels"][LABELS["model"]] for name in start)),
+        # With rollback, each replaced container is set aside (stopped, renamed) until its successor is healthy.
+        "set_aside": [dict(item) for item in replace] if rollback else [],
     }
 
 

@@ -312,3 +312,13 @@ def test_an_atlas_950_container_gets_no_visible_devices_variable(placements, mou
     assert "ASCEND_RT_VISIBLE_DEVICES" not in spec["env"]
     assert "%s:%s:rwm" % (placed["devices"][0], placed["devices"][0]) in spec["devices"]  # still only its own chip
     assert container_spec(placements["qwen3-8b"], "/m", mounts)["env"]["ASCEND_RT_VISIBLE_DEVICES"] == "0"
+
+
+def test_replaced_containers_are_set_aside_only_with_rollback(placements, mounts):
+    running_spec = container_spec(placements["qwen3-8b"], "/m", mounts)
+    running = [{"Names": ["/" + running_spec["name"]], "Labels": dict(running_spec["labels"]), "State": "running"}]
+    moved = [container_spec(dict(placements["qwen3-8b"], port=placements["qwen3-8b"]["port"] + 1), "/m", mounts)]
+    with_rollback = replica_changes(moved, running, ["qwen3-8b"], rollback=True)
+    assert with_rollback["set_aside"] == [{"name": "npu-fleet-qwen3-8b-0", "previous": "npu-fleet-qwen3-8b-0-previous"}]
+    without = replica_changes(moved, running, ["qwen3-8b"], rollback=False)
+    assert without["set_aside"] == [] and without["replace"] == with_rollback["replace"]
