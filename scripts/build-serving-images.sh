@@ -72,3 +72,15 @@ for args in tests/standin_vllm/fixtures/vllm-*-serve-args.json; do
   fi
   docker tag "$STANDIN:$version-$standin_hash" "$STANDIN:$version"
 done
+
+# The gateway: Debian's HAProxy laid out like the official haproxy image,
+# loaded into the emulated hosts under the official name (serving_prereqs.yml).
+GATEWAY=npu-fleet/gateway-haproxy
+gateway_hash=$( (hash_of tests/serving_images/gateway; docker image inspect -f '{{.Id}}' "$BASE") | sha256sum | cut -c1-12)
+if docker image inspect "$GATEWAY:$gateway_hash" >/dev/null 2>&1; then
+  echo "==> $GATEWAY:$gateway_hash is up to date"
+else
+  echo "==> building $GATEWAY:$gateway_hash"
+  docker build -q --build-arg BASE="$BASE" -t "$GATEWAY:$gateway_hash" tests/serving_images/gateway >/dev/null
+fi
+docker tag "$GATEWAY:$gateway_hash" "$GATEWAY:latest"

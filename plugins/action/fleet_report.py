@@ -19,7 +19,8 @@ import tempfile
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.npu.fleet.plugins.module_utils._report import build_report, collect_hosts, profiles_by_model
+from ansible_collections.npu.fleet.plugins.module_utils._report import build_report, collect_hosts, gateway_endpoints, profiles_by_model
+from ansible_collections.npu.fleet.plugins.plugin_utils._hostvars import planned_here, read_hostvars
 from ansible_collections.npu.fleet.plugins.plugin_utils._plain import plain
 
 ARGUMENT_SPEC = {
@@ -30,27 +31,6 @@ ARGUMENT_SPEC = {
     "template": {"type": "str"},
     "dest": {"type": "path"},
 }
-
-# The host variables the report reads.
-HOSTVARS = ("health_probe_results", "serve_bind_address", "ansible_host")
-
-
-def planned_here(hostvars, names):
-    """The plan and the validated catalogue of this run, from the first host that has them (npu.fleet.plan_models)."""
-    for name in names:
-        host_vars = hostvars[name] if name in hostvars else {}
-        if (host_vars.get("plan_models_result") or {}).get("plan") is not None:
-            return plain(host_vars["plan_models_result"]["plan"]), plain(host_vars.get("npu_fleet_catalogue") or [])
-    return None, []
-
-
-def read_hostvars(hostvars, names):
-    """Host name -> the variables of HOSTVARS it has (hosts not in the inventory: none)."""
-    found = {}
-    for name in names:
-        host_vars = hostvars[name] if name in hostvars else {}
-        found[name] = dict((key, plain(host_vars.get(key))) for key in HOSTVARS if host_vars.get(key) is not None)
-    return found
 
 
 class ActionModule(ActionBase):
@@ -80,8 +60,13 @@ class ActionModule(ActionBase):
         if plan is None:
             result.update(changed=False, report=None, msg="no plan in this run (no host planned): nothing to report")
             return result
-        probes, addresses = collect_hosts(read_hostvars(hostvars, names), names)
+        found = read_hostvars(hostvars, names)
+        probes, addresses = collect_hosts(found, names)
         report = build_report(plan, probes, profiles_by_model(models), addresses, check_mode)
+        # Gateways may run on hosts outside npu_hosts (the npu_gateways group).
+        gateway_names = [str(name) for name in (task_vars.get("groups") or {}).get("npu_gateways") or [] if str(name) not in found]
+        found.update(read_hostvars(hostvars, gateway_names))
+        report["gateways"] = gateway_endpoints(found)
         result.update(changed=False, report=report)
         try:
             if args["template"]:

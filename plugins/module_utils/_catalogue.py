@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 # The stages that read catalogue fields, in the order a deploy runs them.
-STAGES = ("profiles", "image_select", "plan", "serve", "probe")
+STAGES = ("profiles", "image_select", "plan", "serve", "probe", "gateway")
 BACKENDS = ("auto", "vllm", "transformers")
 TP_SIZES = (1, 2, 4, 8)
 AUTO = "auto"
@@ -354,6 +354,14 @@ FIELDS = (
         18080,
     ),
     Field(
+        "gateway_port",
+        "int",
+        ("gateway",),
+        "Port of this model's own frontend on every gateway host (all its replicas behind it); default a stable port "
+        "from C(npu_fleet_gateway_port_range) derived from the name.",
+        9080,
+    ),
+    Field(
         "serve",
         "dict",
         ("serve",),
@@ -364,7 +372,13 @@ FIELDS = (
 )
 
 _BY_NAME = dict((field.name, field) for field in FIELDS)
-_INT_BOUNDS = {"replicas": (0, 100000), "max_model_len": (1, None), "min_model_len": (1, None), "port": (1, 65535)}
+_INT_BOUNDS = {
+    "replicas": (0, 100000),
+    "max_model_len": (1, None),
+    "min_model_len": (1, None),
+    "port": (1, 65535),
+    "gateway_port": (1, 65535),
+}
 
 
 def default_of(name: str) -> Any:

@@ -57,6 +57,8 @@ __all__ = [
     "replicas_deployed",
     "replicas_running",
     "rollout_steps",
+    "rollout_wave",
+    "rollout_waves",
     "spec_hash",
 ]
 
@@ -88,6 +90,8 @@ DEFAULTS = {
     "bind_address": "0.0.0.0",
     "shm_size": "1g",
     "restart_policy": "unless-stopped",
+    # Seconds docker stop waits before SIGKILL: vLLM aborts in-flight requests on SIGTERM unless given time.
+    "stop_timeout": 30,
     "log_max_size": "100m",
     "log_max_file": 3,
     "dtype": "auto",
@@ -260,6 +264,7 @@ def container_spec(placement, model_path, driver_mounts, options=None):
         "network_mode": "bridge",
         "shm_size": merged["shm_size"],
         "restart_policy": merged["restart_policy"],
+        "stop_timeout": int(merged["stop_timeout"]),
         "log_driver": "json-file",
         "log_options": {"max-size": str(merged["log_max_size"]), "max-file": str(merged["log_max_file"])},
         "labels": _labels(placement, backend, host_ids),
@@ -366,18 +371,65 @@ def replica_changes(specs, containers, catalogue_models, prune=False, rollback=F
         and (labels.get(LABELS["model"]) in models or prune)
     )
     keep = sorted(name for name, equal in same.items() if equal and name in running)
-    replace = [{"name": name, "previous": previous_name(name)} for name in sorted(same) if not same[name]]
+    replace = [
+        {
+            "name": name,
+            "previous": previous_name(name),
+            "model": wanted[name]["labels"][LABELS["model"]],
+            "replica": int(wanted[name]["labels"][LABELS["replica"]]),
+        }
+        for name in sorted(same)
+        if not same[name]
+    ]
     start = sorted(name for name in wanted if name not in keep)
+    replaced = set(item["name"] for item in replace)
     return {
         "keep": keep,
         "replace": replace,
         "remove": remove,
+        # The same, with their model: a gateway drains them before they go.
+        "remove_replicas": [{"name": name, "model": existing[name].get(LABELS["model"])} for name in remove],
         # docker_container runs for these only: new, replaced, or ours but not running (it is started again).
         "start": start,
+        # Started at once: new replicas and stopped ones; the replaced ones roll, one per model at a time (rollout_waves).
+        "start_now": sorted(name for name in start if name not in replaced),
         "start_models": sorted(set(wanted[name]["labels"][LABELS["model"]] for name in start)),
         # With rollback, each replaced container is set aside (stopped, renamed) until its successor is healthy.
         "set_aside": [dict(item) for item in replace] if rollback else [],
     }
+
+
+def rollout_waves(changes_by_host):
+    """The replacements of the whole fleet in waves: each wave replaces at most one replica of each model.
+
+    ``changes_by_host`` maps a host to its ``replica_changes``. A model's
+    replicas are replaced in the order of their replica numbers, whatever host
+    they are on, so while one of them is drained, stopped and replaced, the
+    others serve through the gateway; different models roll side by side.
+    Returns a list of waves, each a list of ``{host, name, previous, model, replica}``.
+    """
+    by_model = {}
+    for host in sorted(changes_by_host or {}):
+        for item in (changes_by_host[host] or {}).get("replace") or []:
+            by_model.setdefault(item["model"], []).append(dict(item, host=host))
+    waves = []
+    for model in sorted(by_model):
+        for index, item in enumerate(sorted(by_model[model], key=lambda entry: (entry["replica"], entry["host"]))):
+            if index == len(waves):
+                waves.append([])
+            waves[index].append(item)
+    return [sorted(wave, key=lambda entry: (entry["host"], entry["name"])) for wave in waves]
+
+
+def rollout_wave(waves, index, failed_models=(), host=None):
+    """Wave ``index`` without the models whose rollout already failed (they stay on their previous containers).
+
+    ``host`` keeps only that host's replicas (what the host itself stops and
+    starts); without it, the whole wave (what every gateway drains).
+    """
+    failed = set(failed_models or [])
+    wave = (waves or [])[int(index)] if int(index) < len(waves or []) else []
+    return [dict(item) for item in wave if item["model"] not in failed and (host is None or item["host"] == host)]
 
 
 def replica_specs(placements, host, models, driver_mounts, options=None, images=None):

@@ -14,7 +14,7 @@ rendered from this data by the npu.fleet.report role's template
 npu.fleet.fleet_report only gathers the inputs from hostvars.
 """
 
-__all__ = ["COLUMNS", "build_report", "collect_hosts", "endpoint_url", "profiles_by_model", "reach_address"]
+__all__ = ["COLUMNS", "build_report", "collect_hosts", "endpoint_url", "gateway_endpoints", "profiles_by_model", "reach_address"]
 
 # The columns of the per-host table, in order (the template lists them too).
 COLUMNS = ("model", "params", "architecture", "backend", "image", "host", "chips", "port", "url", "max_model_len", "status", "ttft_ms")
@@ -45,13 +45,34 @@ def _status(probe, check_mode):
 
 
 def reach_address(name, host_vars):
-    """Where clients reach a host's published ports: ``serve_bind_address`` when it names one address (not
-    0.0.0.0 / ::), else ``ansible_host``, else the inventory name."""
+    """Where clients and gateways reach a host's published ports: ``npu_fleet_advertise_address`` when set, else
+    ``serve_bind_address`` when it names one address (not 0.0.0.0 / ::), else the host's default IPv4 address
+    (gathered facts), else ``ansible_host``, else the inventory name."""
     host_vars = host_vars or {}
+    advertised = str(host_vars.get("npu_fleet_advertise_address") or "").strip()
+    if advertised:
+        return advertised
     bind = str(host_vars.get("serve_bind_address") or "").strip()
     if bind not in UNSPECIFIED_ADDRESSES:
         return bind
+    default_ipv4 = host_vars.get("ansible_default_ipv4")
+    if isinstance(default_ipv4, dict) and default_ipv4.get("address"):
+        return str(default_ipv4["address"])
     return str(host_vars.get("ansible_host") or "").strip() or str(name)
+
+
+def gateway_endpoints(host_vars_by_name):
+    """Every gateway's URLs: the router (all models, by the request's ``model``) and each model's own port,
+    from the ``gateway_endpoint`` the gateway role records on each gateway host."""
+    router, models = [], {}
+    for name in sorted(host_vars_by_name or {}):
+        endpoint = (host_vars_by_name[name] or {}).get("gateway_endpoint")
+        if not isinstance(endpoint, dict) or not endpoint.get("address"):
+            continue
+        router.append(endpoint_url(endpoint["address"], endpoint["router_port"]))
+        for model, port in sorted((endpoint.get("ports") or {}).items()):
+            models.setdefault(model, []).append(endpoint_url(endpoint["address"], port))
+    return {"router": router, "models": models}
 
 
 def endpoint_url(address, port):

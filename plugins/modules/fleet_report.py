@@ -20,7 +20,8 @@ description:
   - Reads C(health_probe_results) (set by the C(npu.fleet.health_probe) role) of every host in O(hosts). The replicas of a
     host without it (unreachable, failed earlier) show as V(not probed), or V(planned (check mode)) in check mode.
   - The URL of a replica is C(http://<address>:<port>), where the address is the host's C(serve_bind_address) when it
-    names one address (not V(0.0.0.0) or V(::)), else its C(ansible_host), else its inventory name; IPv6 addresses are
+    names one address (not V(0.0.0.0) or V(::)), else its gathered default IPv4 address, else its C(ansible_host), else its
+    inventory name (C(npu_fleet_advertise_address) overrides all); IPv6 addresses are
     put in brackets.
   - The C(npu.fleet.report) role renders the result as Markdown with a Jinja template and writes it with the JSON.
   - "This is an action plugin: run it once, on the controller (a play on localhost, or C(run_once: true))."
@@ -119,6 +120,11 @@ report:
   returned: success
   type: dict
   contains:
+    gateways:
+      description:
+        - Where clients reach the fleet through its gateways (C(gateway_endpoint) of each gateway host) -
+          C(router), the URLs of the frontend that routes by the request's C(model), and C(models), each model's own URLs.
+      type: dict
     rows:
       description: One entry per placed replica, sorted by host, model and replica.
       type: list

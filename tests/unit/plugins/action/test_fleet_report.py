@@ -180,7 +180,8 @@ def test_report_play_writes_markdown_and_json_then_fails_on_the_unhealthy_replic
     assert ("1 replica(s) failed their health probe: ['big']; see %s/report.md for the cause and fix of each" % report_dir) in proc.stdout
 
     report = json.loads((report_dir / "report.json").read_text())
-    assert sorted(report) == ["rows", "totals", "unplaced"]  # no markdown in the JSON
+    assert sorted(report) == ["gateways", "rows", "totals", "unplaced"]  # no markdown in the JSON
+    assert report["gateways"] == {"router": [], "models": {}}  # no gateway in this play
     placed_on = dict((p["host"], 0) for p in planned["placements"])
     for p in planned["placements"]:
         placed_on[p["host"]] += 1

@@ -14,6 +14,8 @@ from ansible_collections.npu.fleet.plugins.module_utils._replica import (
     replicas_deployed,
     replicas_running,
     rollout_steps,
+    rollout_wave,
+    rollout_waves,
 )
 from ansible_collections.npu.fleet.plugins.module_utils._model_profile import profile_model
 from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan import plan
@@ -209,6 +211,10 @@ def test_changes_replace_only_containers_whose_settings_changed_and_remove_what_
     extra = running + [elsewhere, dropped, kept]
     assert container_changes(specs, extra, catalogue) == {"replace": [], "remove": ["npu-fleet-qwen3-8b-5"]}
     assert container_changes(specs, extra, catalogue, prune=True) == {"replace": [], "remove": ["npu-fleet-old-0", "npu-fleet-qwen3-8b-5"]}
+    assert replica_changes(specs, extra, catalogue, prune=True)["remove_replicas"] == [
+        {"name": "npu-fleet-old-0", "model": "old"},
+        {"name": "npu-fleet-qwen3-8b-5", "model": "qwen3-8b"},
+    ]
 
 
 def _deployed(placements, mounts, replaced=()):
@@ -319,6 +325,61 @@ def test_replaced_containers_are_set_aside_only_with_rollback(placements, mounts
     running = [{"Names": ["/" + running_spec["name"]], "Labels": dict(running_spec["labels"]), "State": "running"}]
     moved = [container_spec(dict(placements["qwen3-8b"], port=placements["qwen3-8b"]["port"] + 1), "/m", mounts)]
     with_rollback = replica_changes(moved, running, ["qwen3-8b"], rollback=True)
-    assert with_rollback["set_aside"] == [{"name": "npu-fleet-qwen3-8b-0", "previous": "npu-fleet-qwen3-8b-0-previous"}]
+    assert with_rollback["set_aside"] == [
+        {"name": "npu-fleet-qwen3-8b-0", "previous": "npu-fleet-qwen3-8b-0-previous", "model": "qwen3-8b", "replica": 0}
+    ]
+    # A replaced replica rolls (rollout_waves); it is not started with the new ones.
+    assert with_rollback["start"] == ["npu-fleet-qwen3-8b-0"] and with_rollback["start_now"] == []
     without = replica_changes(moved, running, ["qwen3-8b"], rollback=False)
     assert without["set_aside"] == [] and without["replace"] == with_rollback["replace"]
+
+
+def _fleet_changes(placements, mounts):
+    """Three hosts running qwen3-8b replicas 0-3 and one tp2 replica; the settings of every qwen3-8b replica change."""
+    changes = {}
+    layout = {"a2-01": [0, 2], "a2-02": [1], "a2-03": [3]}
+    for host, replicas in layout.items():
+        old = [container_spec(dict(placements["qwen3-8b"], replica=number), "/m", mounts) for number in replicas]
+        if host == "a2-01":
+            old.append(container_spec(placements["qwen3 8b/tp2"], "/m", mounts))
+        running = [{"Names": ["/" + spec["name"]], "Labels": dict(spec["labels"]), "State": "running"} for spec in old]
+        new = [container_spec(dict(placements["qwen3-8b"], replica=number, max_model_len=4096), "/m", mounts) for number in replicas]
+        if host == "a2-01":
+            new.append(container_spec(dict(placements["qwen3 8b/tp2"], image="npu-fleet/transformers-server:def"), "/m", mounts))
+        changes[host] = replica_changes(new, running, ["qwen3-8b", "qwen3 8b/tp2"], rollback=True)
+    return changes
+
+
+def test_rollout_waves_replace_one_replica_of_each_model_at_a_time_across_hosts(placements, mounts):
+    waves = rollout_waves(_fleet_changes(placements, mounts))
+    assert [[(item["host"], item["name"]) for item in wave] for wave in waves] == [
+        [("a2-01", "npu-fleet-qwen3-8b-0"), ("a2-01", "npu-fleet-qwen3-8b-tp2-0")],
+        [("a2-02", "npu-fleet-qwen3-8b-1")],
+        [("a2-01", "npu-fleet-qwen3-8b-2")],
+        [("a2-03", "npu-fleet-qwen3-8b-3")],
+    ]
+    for wave in waves:
+        models = [item["model"] for item in wave]
+        assert len(models) == len(set(models))  # never two replicas of one model down at once
+    assert all(item["previous"] == item["name"] + "-previous" for wave in waves for item in wave)
+
+
+def test_a_failed_model_leaves_the_later_waves_and_a_host_sees_only_its_replicas(placements, mounts):
+    waves = rollout_waves(_fleet_changes(placements, mounts))
+    assert [item["name"] for item in rollout_wave(waves, 0, host="a2-02")] == []
+    assert [item["name"] for item in rollout_wave(waves, 1, host="a2-02")] == ["npu-fleet-qwen3-8b-1"]
+    # qwen3-8b failed in wave 0: replicas 1-3 stay on their previous containers.
+    assert rollout_wave(waves, 1, failed_models=["qwen3-8b"]) == []
+    assert rollout_wave(waves, 3, failed_models=["qwen3-8b"], host="a2-03") == []
+    assert [item["name"] for item in rollout_wave(waves, 3, failed_models=["qwen3 8b/tp2"])] == ["npu-fleet-qwen3-8b-3"]
+    assert rollout_wave(waves, 7) == [] and rollout_waves({}) == []
+
+
+def test_containers_get_a_stop_grace_period_the_drain_can_use(placements, mounts):
+    assert container_spec(placements["qwen3-8b"], "/m", mounts)["stop_timeout"] == 30
+    longer = container_spec(placements["qwen3-8b"], "/m", mounts, {"stop_timeout": 120})
+    assert longer["stop_timeout"] == 120
+    assert (
+        longer["labels"][LABEL_PREFIX + "spec-hash"]
+        != container_spec(placements["qwen3-8b"], "/m", mounts)["labels"][LABEL_PREFIX + "spec-hash"]
+    )

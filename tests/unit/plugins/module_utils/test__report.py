@@ -13,6 +13,7 @@ from ansible_collections.npu.fleet.plugins.module_utils._report import (
     collect_hosts,
     endpoint_url,
     profiles_by_model,
+    gateway_endpoints,
     reach_address,
 )
 from conftest import REPO_ROOT
@@ -129,6 +130,9 @@ def test_address_is_the_bind_address_then_ansible_host_then_the_name():
     assert reach_address("n1", {"serve_bind_address": "0.0.0.0", "ansible_host": "10.0.0.11"}) == "10.0.0.11"
     assert reach_address("n1", {"serve_bind_address": "::", "ansible_host": "fd00::11"}) == "fd00::11"
     assert reach_address("n1", {}) == "n1"
+    facts = {"ansible_default_ipv4": {"address": "172.18.0.4"}, "ansible_host": "npu-fleet-demo-n1"}
+    assert reach_address("n1", facts) == "172.18.0.4"
+    assert reach_address("n1", dict(facts, npu_fleet_advertise_address="10.9.0.1", serve_bind_address="192.168.5.7")) == "10.9.0.1"
     assert endpoint_url("fd00::11", 18231) == "http://[fd00::11]:18231"
     assert endpoint_url("[fd00::11]", 18231) == "http://[fd00::11]:18231"
     assert endpoint_url("npu-a2-01.example.com", 18231) == "http://npu-a2-01.example.com:18231"
@@ -272,3 +276,16 @@ def test_template_document_is_exact_and_escapes_cells():
     )
     empty = {"totals": {"replicas": 0, "healthy": 0, "failed": 0, "unplaced": 0}, "rows": [], "unplaced": []}
     assert render(empty) == "# npu.fleet deployment report\n\n0 replica(s): 0 healthy, 0 failed, 0 unplaced.\n\n"
+
+
+def test_gateway_urls_list_every_gateway_host_for_the_router_and_each_model():
+    found = {
+        "npu-a2-02": {"gateway_endpoint": {"address": "172.18.0.3", "router_port": 8000, "ports": {"qwen3-8b": 9120}}},
+        "npu-a2-01": {"gateway_endpoint": {"address": "fd00::2", "router_port": 8000, "ports": {"qwen3-8b": 9120, "tiny": 9007}}},
+        "npu-duo-01": {"health_probe_results": []},
+    }
+    assert gateway_endpoints(found) == {
+        "router": ["http://[fd00::2]:8000", "http://172.18.0.3:8000"],
+        "models": {"qwen3-8b": ["http://[fd00::2]:9120", "http://172.18.0.3:9120"], "tiny": ["http://[fd00::2]:9007"]},
+    }
+    assert gateway_endpoints({}) == {"router": [], "models": {}}
