@@ -39,6 +39,7 @@ demo: venv images collection
 	ansible-playbook -i inventory/demo tests/emulator/fleet.yml
 	ansible-playbook -i inventory/demo tests/emulator/serving_prereqs.yml
 	ansible-playbook -i inventory/demo deploy-models.yml
+	python tests/emulator/demo_requests.py npu-fleet-report/report.json
 
 demo-down: venv collection
 	ansible-playbook -i inventory/demo tests/emulator/fleet.yml -e emulator_state=absent

@@ -396,6 +396,8 @@ def _global_and_defaults(merged):
     ]
     lines += timeouts
     lines += [
+        "    # Send each SSE token chunk at once: without it HAProxy holds small writes (MSG_MORE) until the stream ends.",
+        "    option http-no-delay",
         "    option redispatch 1",
         "    retries 2",
         "    retry-on conn-failure empty-response",

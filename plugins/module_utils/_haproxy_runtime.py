@@ -349,9 +349,14 @@ class HaproxyRuntime(object):
     def server(self, backend, server):
         """One server's entry of :meth:`servers`; HaproxyRuntimeError (``no_server``) when it is not configured."""
         _check_name("server", server)
-        for entry in self.servers(backend):
-            if entry["server"] == server:
+        _check_name("backend", backend)
+        # All servers, not `show stat <name>`: a frontend of the same name as the backend would answer instead.
+        entries = self.servers()
+        for entry in entries:
+            if entry["backend"] == backend and entry["server"] == server:
                 return entry
+        if backend not in set(entry["backend"] for entry in entries):
+            raise self._no_backend(backend)
         raise self._no_server(backend, server)
 
     # ------------------------------------------------------------------ changing

@@ -102,6 +102,14 @@ def collect_hosts(hostvars, names):
     return probes, addresses
 
 
+def _outage(probe, replicas):
+    """Seconds a one-replica model could not answer while a rolling update replaced it: the load time of its
+    successor (the probe's ``ready_after_s``); its drain only waited for requests already running."""
+    if not probe or not probe.get("rolling") or replicas != 1:
+        return None
+    return round(float(probe.get("ready_after_s") or 0.0), 1)
+
+
 def build_report(plan, probes, profiles, addresses=None, check_mode=False):
     """Rows, unplaced replicas and totals.
 
@@ -109,6 +117,9 @@ def build_report(plan, probes, profiles, addresses=None, check_mode=False):
     which its ports are reached (default: the host name).
     """
     by_replica = dict(((probe.get("model"), int(probe.get("replica") or 0)), probe) for probe in probes or [])
+    replica_count = {}
+    for placement in (plan or {}).get("placements") or []:
+        replica_count[placement["model"]] = replica_count.get(placement["model"], 0) + 1
     rows = []
     for placement in (plan or {}).get("placements") or []:
         probe = by_replica.get((placement["model"], int(placement["replica"])))
@@ -132,6 +143,9 @@ def build_report(plan, probes, profiles, addresses=None, check_mode=False):
                 "ttft_ms": (probe or {}).get("ttft_ms"),
                 "diagnosis": (probe or {}).get("diagnosis"),
                 "message": (probe or {}).get("message"),
+                # Replaced by a rolling update in this run; a model's only replica was out for its load time.
+                "replaced": bool((probe or {}).get("rolling")),
+                "outage_s": _outage(probe, replica_count.get(placement["model"], 0)),
             }
         )
     rows.sort(key=lambda row: (row["host"], row["model"], row["replica"]))

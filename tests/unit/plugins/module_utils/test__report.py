@@ -289,3 +289,22 @@ def test_gateway_urls_list_every_gateway_host_for_the_router_and_each_model():
         "models": {"qwen3-8b": ["http://[fd00::2]:9120", "http://172.18.0.3:9120"], "tiny": ["http://[fd00::2]:9007"]},
     }
     assert gateway_endpoints({}) == {"router": [], "models": {}}
+
+
+def test_a_one_replica_model_replaced_by_a_rolling_update_states_its_outage_window():
+    plan_result = {
+        "placements": [
+            {"model": "solo", "replica": 0, "host": "n1", "devices": ["/dev/davinci0"], "port": 18000},
+            {"model": "pair", "replica": 0, "host": "n1", "devices": ["/dev/davinci1"], "port": 18001},
+            {"model": "pair", "replica": 1, "host": "n2", "devices": ["/dev/davinci1"], "port": 18001},
+        ]
+    }
+    probes = [
+        {"model": "solo", "replica": 0, "healthy": True, "rolling": True, "ready_after_s": 41.27},
+        {"model": "pair", "replica": 0, "healthy": True, "rolling": True, "ready_after_s": 40.0},
+        {"model": "pair", "replica": 1, "healthy": True, "ready_after_s": 0.1},
+    ]
+    rows = dict(((row["model"], row["replica"]), row) for row in build_report(plan_result, probes, {})["rows"])
+    assert rows[("solo", 0)]["outage_s"] == 41.3 and rows[("solo", 0)]["replaced"] is True
+    assert rows[("pair", 0)]["outage_s"] is None and rows[("pair", 0)]["replaced"] is True  # its other replica served
+    assert rows[("pair", 1)]["outage_s"] is None and rows[("pair", 1)]["replaced"] is False

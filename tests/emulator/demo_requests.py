@@ -1,0 +1,42 @@
+"""DEMO EQUIPMENT: after `make demo` deployed the fleet, send one chat completion per model through the gateway.
+
+Reads the report the run wrote (npu-fleet-report/report.json) and, for each
+model, streams an answer through the router of the first gateway (routed by
+the request's "model") and prints the curl command a user would type.
+"""
+
+import json
+import os
+import sys
+
+import requests
+
+
+def main(report_path):
+    with open(report_path, encoding="utf-8") as handle:
+        report = json.load(handle)
+    gateways = report.get("gateways") or {}
+    if not gateways.get("router"):
+        print("no gateway in the report (npu_fleet_gateway is false?)")
+        return 0
+    router = gateways["router"][0]
+    key = os.environ.get("NPU_FLEET_API_KEY", "")
+    headers = {"Authorization": "Bearer " + key} if key else {}
+    failures = 0
+    for model in sorted(gateways["models"]):
+        body = {"model": model, "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 8}
+        print("$ curl -s %s/v1/chat/completions -H 'Content-Type: application/json' -d '%s'" % (router, json.dumps(body)))
+        try:
+            response = requests.post(router + "/v1/chat/completions", json=body, headers=headers, timeout=60)
+            answer = response.json()["choices"][0]["message"]["content"] if response.status_code == 200 else response.text
+            print("  %s -> HTTP %d: %r" % (model, response.status_code, answer))
+            failures += response.status_code != 200
+        except (requests.RequestException, ValueError, KeyError) as error:
+            print("  %s -> %s" % (model, error))
+            failures += 1
+    print("each model also has its own port on every gateway: %s" % json.dumps(gateways["models"], indent=2))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "npu-fleet-report/report.json"))
