@@ -44,8 +44,10 @@ options:
     default: /usr/local/etc/haproxy
 attributes:
   check_mode:
+    description: Reports which files would change and writes nothing.
     support: full
   diff_mode:
+    description: Shows the change of C(haproxy.cfg).
     support: full
 notes:
   - Needs the Docker CLI on the host for the check.

@@ -83,6 +83,9 @@ def deploy(tmp_path, models, label):
         check=False,
     )
     report = json.loads((report_dir / "report.json").read_text()) if (report_dir / "report.json").exists() else None
+    # Without colour codes and with the YAML callback's line folding undone.
+    run.stdout = re.sub(r"\x1b\[[0-9;]*m", "", run.stdout)
+    run.flat = " ".join(run.stdout.split())
     return run, report
 
 
@@ -202,7 +205,7 @@ def test_a_crash_looping_change_is_rolled_back_with_zero_failed_requests(client,
     time.sleep(3)
     client.stop.set()
     client.join(timeout=120)
-    assert run.returncode != 0 and "failed their health probe" in run.stdout, run.stdout[-4000:]
+    assert run.returncode != 0 and "failed their health probe" in run.flat, run.stdout[-4000:]
     assert client.failures == [], client.failures[:10]
     rows = dict((row["replica"], row) for row in report["rows"])
     assert rows[0]["status"].startswith("failed at") and rows[0]["status"].endswith("rolled back")
@@ -217,5 +220,6 @@ def test_the_same_configuration_again_changes_nothing(tmp_path):
     run, report = deploy(tmp_path, catalogue("quay.io/ascend/vllm-ascend:v0.15.0rc1", 8192), "again")
     assert run.returncode == 0, run.stdout[-4000:]
     recap = [line for line in run.stdout.splitlines() if re.match(r"^\S+\s+: ok=", line)]
+    assert len(recap) == 3, run.stdout[-3000:]  # localhost and the two hosts
     assert recap and all(" changed=0 " in line for line in recap), recap
     assert report["totals"]["healthy"] == 2
