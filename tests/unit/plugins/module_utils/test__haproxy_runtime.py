@@ -52,6 +52,11 @@ backend model_demo
     server npu-fleet-demo-0 127.0.0.1:{port0} check inter 300ms
     server npu-fleet-demo-1 127.0.0.1:{port1} check inter 300ms
 
+# A frontend named like its backend, as npu.fleet's generated configuration has one per model.
+frontend model_cfg
+    bind 127.0.0.1:{port_cfg}
+    default_backend model_cfg
+
 # A replica listed but 'disabled' in the configuration (CMAINT), and one that tracks demo-0 (inherits its state).
 backend model_cfg
     server npu-fleet-cfg-0 127.0.0.1:{port0} disabled
@@ -131,7 +136,7 @@ class Gateway(object):
         self.port = free_port()
         config = os.path.join(self.run, "haproxy.cfg")
         with open(config, "w", encoding="utf-8") as handle:
-            handle.write(CONFIG.format(run=self.run, port=self.port, port0=ports[0], port1=ports[1]))
+            handle.write(CONFIG.format(run=self.run, port=self.port, port0=ports[0], port1=ports[1], port_cfg=free_port()))
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen([binary, "-db", "-f", config], stdout=log, stderr=subprocess.STDOUT)
         self.runtime = HaproxyRuntime(self.socket, timeout=5.0)
@@ -526,3 +531,11 @@ def test_parsers_reject_answers_that_are_not_tables():
         parse_servers_state("2\n# be_id be_name\n")
     assert parse_servers_state("1\n# be_id be_name srv_name\n3 model_x s0\n\n") == [{"be_id": "3", "be_name": "model_x", "srv_name": "s0"}]
     assert parse_stat("# pxname,svname,scur,\nb,s,1,\n\n") == [{"pxname": "b", "svname": "s", "scur": "1"}]
+
+
+def test_a_server_is_found_in_its_backend_when_a_frontend_has_the_same_name(runtime):
+    """The generated configuration names each model's frontend and backend alike; `show stat <name>` would answer
+    for the frontend, which has no servers."""
+    entry = runtime.server("model_cfg", "npu-fleet-cfg-0")
+    assert entry["backend"] == "model_cfg" and entry["server"] == "npu-fleet-cfg-0"
+    assert runtime.wait_drained("model_cfg", "npu-fleet-cfg-0", 1)["drained"] is True
