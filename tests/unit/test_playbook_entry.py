@@ -26,7 +26,8 @@ def test_tags_plan_plans_only_and_tags_serve_plans_then_serves(tmp_path):
     plan_only = tasks(tmp_path, "--tags", "plan")
     assert "Validate the catalogue and profile its models on the controller" in plan_only
     assert "Plan every replica over hosts, chips and ports" in plan_only
-    assert "Start the containers of the plan" not in plan_only and "Probe every replica" not in plan_only
+    assert "Start the new replicas" not in plan_only and "Probe every replica" not in plan_only
+    assert "Run the gateway of this host" not in plan_only
     serve = tasks(tmp_path, "--tags", "serve")
     order = [
         serve.index(name)
@@ -34,8 +35,10 @@ def test_tags_plan_plans_only_and_tags_serve_plans_then_serves(tmp_path):
             "Validate the catalogue",
             "Discover the NPUs and the Ascend stack",
             "Plan every replica",
-            "Start the containers of the plan",
+            "Start the new replicas and the stopped ones",
+            "Roll the replacements, one wave at a time",
             "Probe every replica of this host at once",
+            "Run the gateway of this host",
             "Build, render and write the report",
         )
     ]
