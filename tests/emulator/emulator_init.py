@@ -190,6 +190,11 @@ def main():
     create_driver(profile)
     create_cann(profile)
     create_docker_runtime(profile)
+    # A restarted emulated host (its container stopped without a clean dockerd exit, or the machine rebooted)
+    # still has the engine's pid files; this process is PID 1, so no engine of this container is running.
+    for stale in ("/var/run/docker.pid", "/var/run/docker/containerd/containerd.pid"):
+        if os.path.exists(stale):
+            os.unlink(stale)
     os.execvp("dockerd", ["dockerd", "--host", "unix:///var/run/docker.sock"] + sys.argv[1:])
     return 1
 
