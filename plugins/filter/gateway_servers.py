@@ -26,6 +26,10 @@ options:
     type: list
     elements: dict
     required: true
+  successors:
+    description: Also give each replica's C(port) (surge successors, for M(npu.fleet.gateway_successor)).
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -38,7 +42,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: One dict per replica with C(backend) and C(server).
+  description: One dict per replica with C(backend) and C(server) (and C(port) with O(successors)).
   type: list
   elements: dict
 """
@@ -46,9 +50,9 @@ _value:
 from ansible_collections.npu.fleet.plugins.module_utils._gateway_fleet import gateway_servers as _gateway_servers
 
 
-def gateway_servers(replicas, models):
+def gateway_servers(replicas, models, successors=False):
     """Thin wrapper over module_utils/_gateway_fleet.py."""
-    return _gateway_servers(replicas, models)
+    return _gateway_servers(replicas, models, bool(successors))
 
 
 class FilterModule:

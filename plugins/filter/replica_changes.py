@@ -44,7 +44,10 @@ options:
     type: bool
     default: false
   rollback:
-    description: Set each replaced container aside (C(set_aside), stopped and renamed) until its successor is healthy.
+    description:
+      - Set each replaced container aside (C(set_aside), renamed, and stopped unless C(surge)) until its successor is
+        healthy. C(surge) marks a replacement whose successor has none of its chips and another port, so the old one
+        keeps serving beside it; only with rollback.
     type: bool
     default: false
 """
@@ -59,8 +62,10 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description: >-
-    C(keep) (names), C(replace) (dicts with C(name) and C(previous)), C(remove) (names), C(start) (names) and
-    C(start_models), each sorted, and C(set_aside) (the C(replace) entries when O(rollback), else empty).
+    C(keep) (names), C(replace) (dicts with C(name), C(previous), C(model), C(replica), C(surge), C(port) and
+    where the container being replaced runs - C(from_port), C(from_devices), C(from_image), C(from_max_model_len)),
+    C(remove) (names) and C(remove_replicas), C(start) (names), C(start_now) and C(start_models), each sorted, and
+    C(set_aside) (the C(replace) entries when O(rollback), else empty).
   type: dict
 """
 

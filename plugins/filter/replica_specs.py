@@ -52,6 +52,21 @@ options:
     description: Model name to an image that replaces the plan's (a Transformers image built on the host).
     type: dict
     default: {}
+  containers:
+    description:
+      - The npu.fleet containers on the host (M(community.docker.docker_host_info) with C(verbose_output)), read for
+        O(surge).
+    type: list
+    elements: dict
+    default: []
+  surge:
+    description:
+      - A replica whose running container must be replaced (another spec hash or API key) gets its spec in the
+        placement's C(surge) room (other chips, another port) instead, so the old container serves until the new one
+        is healthy. Without a room, or with a room that overlaps the running container, it stays in place.
+      - The serve role sets it only behind a gateway and with rollback.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -77,10 +92,10 @@ from ansible_collections.npu.fleet.plugins.module_utils._replica import Containe
 from ansible_collections.npu.fleet.plugins.module_utils._replica import replica_specs as _replica_specs
 
 
-def replica_specs(placements, host, models, driver_mounts, options=None, images=None):
+def replica_specs(placements, host, models, driver_mounts, options=None, images=None, containers=None, surge=False):
     """Thin wrapper over module_utils/_replica.py."""
     try:
-        return _replica_specs(placements, host, models, driver_mounts, options, images)
+        return _replica_specs(placements, host, models, driver_mounts, options, images, containers, bool(surge))
     except ContainerSpecError as exc:
         raise AnsibleFilterError(str(exc)) from exc
 

@@ -13,7 +13,8 @@ author:
   - npu.fleet engineers (@npu-fleet)
 description:
   - One record per container of the host - C(name), C(model), C(replica), C(port), C(devices), C(backend), C(image),
-    C(max_model_len), C(changed) and C(previous) (the name of the copy kept for a rollback, or null) - read from the
+    C(max_model_len), C(changed), C(previous) (the name of the copy kept for a rollback, or null) and C(surge)
+    (whether that copy still serves beside the new container) - read from the
     specs' labels, so the probe and the report never parse labels themselves.
 positional: _input
 options:
@@ -32,6 +33,21 @@ options:
     type: list
     elements: str
     required: true
+  surged:
+    description:
+      - The C(set_aside) entries of P(npu.fleet.replica_changes#filter) with C(surge) - those of O(replaced) whose earlier
+        copy still serves beside the new container - with C(from_port) and C(from_devices), where it runs.
+    type: list
+    elements: dict
+    default: []
+  replacements:
+    description:
+      - The C(replace) entries of P(npu.fleet.replica_changes#filter). One that O(started) does not hold (its model's
+        rollout stopped at an earlier replica) still runs its earlier container: its record gets that container's port,
+        devices, image and max_model_len (C(from_port), C(from_devices), C(from_image), C(from_max_model_len)).
+    type: list
+    elements: dict
+    default: []
 """
 
 EXAMPLES = r"""
@@ -51,9 +67,9 @@ _value:
 from ansible_collections.npu.fleet.plugins.module_utils._replica import replicas_deployed as _replicas_deployed
 
 
-def replicas_deployed(specs, started, replaced):
+def replicas_deployed(specs, started, replaced, surged=None, replacements=None):
     """Thin wrapper over module_utils/_replica.py."""
-    return _replicas_deployed(specs, started, list(replaced or []))
+    return _replicas_deployed(specs, started, list(replaced or []), list(surged or []), list(replacements or []))
 
 
 class FilterModule:

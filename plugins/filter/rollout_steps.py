@@ -43,9 +43,11 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description: >-
-    C(restore) (dicts with C(name) and C(previous)), C(drop_previous) (names), C(failed) (names) and C(results)
-    (per replica - C(name), C(model), C(replica), C(port), C(image), C(healthy), C(stage), C(message), C(ttft_ms),
-    C(total_ms), C(ready_after_s), C(state), C(log_tail), C(diagnosis), C(rolled_back)).
+    C(restore) (dicts with C(name) and C(previous)), C(drop_previous) (names), C(retire) (dicts with C(name),
+    C(previous), C(model) and C(port): healthy surge successors whose previous container still serves, to be drained
+    at the gateways before it is removed), C(failed) (names) and C(results) (per replica - C(name), C(model),
+    C(replica), C(port), C(image), C(healthy), C(stage), C(message), C(ttft_ms), C(total_ms), C(ready_after_s),
+    C(state), C(log_tail), C(diagnosis), C(rolled_back), C(surge)).
   type: dict
 """
 

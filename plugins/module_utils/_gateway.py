@@ -38,7 +38,7 @@ import json
 import re
 import zlib
 
-__all__ = ["DEFAULTS", "GatewayError", "gateway_config", "gateway_ports"]
+__all__ = ["DEFAULTS", "GatewayError", "check_arguments", "gateway_config", "gateway_ports"]
 
 DEFAULTS = {
     "router_port": 8000,
@@ -357,8 +357,16 @@ def _router(merged, auth):
     return lines
 
 
+def check_arguments(options=None):
+    """The health-check timing of every replica server: the configuration's default-server line, and what a
+    server added at run time gets (HAProxy 2.6 does not apply default-server to those)."""
+    merged = dict(DEFAULTS)
+    merged.update(options or {})
+    inter = int(merged["check_interval_ms"])
+    return "inter %d fastinter 500 downinter %d fall %d rise %d" % (inter, inter, int(merged["fall"]), int(merged["rise"]))
+
+
 def _global_and_defaults(merged):
-    inter = merged["check_interval_ms"]
     bufsize = max(_MIN_BUFSIZE, merged["max_body_bytes"] + _HEADER_ROOM)
     timeouts = [
         "    timeout connect %ds" % merged["connect_timeout_s"],
@@ -401,8 +409,7 @@ def _global_and_defaults(merged):
         "    option redispatch 1",
         "    retries 2",
         "    retry-on conn-failure empty-response",
-        "    default-server inter %d fastinter 500 downinter %d fall %d rise %d init-addr libc,none"
-        % (inter, inter, merged["fall"], merged["rise"]),
+        "    default-server %s init-addr libc,none" % check_arguments(merged),
     ]
     lines += [
         "    http-error status %d content-type application/json string %s" % (status, _quoted(_error_json("server_error", text)))

@@ -61,12 +61,23 @@ def gateway_layout(models, results, addresses, options=None):
     return gateway_config(catalogue, gateway_members(results, addresses), options)
 
 
-def gateway_servers(replicas, models):
-    """``{backend, server}`` of each replica (``model``, ``name``), the names the gateway configuration gives them."""
+def gateway_servers(replicas, models, successors=False):
+    """``{backend, server}`` of each replica (``model``, ``name``), the names the gateway configuration gives them.
+
+    With ``successors``, also each replica's new ``port`` (surge successors, for npu.fleet.gateway_successor).
+    """
     catalogue = [{"name": entry["name"]} for entry in models or []]
     known = set(entry["name"] for entry in catalogue)
     backends = gateway_config(catalogue, [], None)["backends"]
-    return [{"backend": backends[item["model"]], "server": item["name"]} for item in replicas or [] if item.get("model") in known]
+    servers = []
+    for item in replicas or []:
+        if item.get("model") not in known:
+            continue
+        server = {"backend": backends[item["model"]], "server": item["name"]}
+        if successors:
+            server["port"] = int(item["port"])
+        servers.append(server)
+    return servers
 
 
 def gateway_container(image, ports, options=None):

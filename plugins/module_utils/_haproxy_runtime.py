@@ -66,6 +66,8 @@ _OP_STATES = {0: "stopped", 1: "starting", 2: "running", 3: "stopping"}
 # What HAProxy accepts in proxy and server names; anything else (spaces, ';', newlines) would
 # split or inject runtime commands, so it is refused before it reaches the socket.
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
+# check_status of a passed health check (HTTP, TLS or TCP layer).
+_CHECK_PASSED = ("L7OK", "L6OK", "L4OK")
 # Answers any command may get instead of its output.
 _GLOBAL_ERRORS = ("Unknown command", "Permission denied")
 # A UNIX socket path holds at most 107 bytes on Linux (sun_path is 108 with the NUL).
@@ -399,3 +401,65 @@ class HaproxyRuntime(object):
             if waited >= timeout:
                 return {"drained": False, "sessions": sessions, "waited": round(waited, 3)}
             sleep(max(0.0, min(interval, timeout - waited)))
+
+    # ------------------------------------------------------------------ successors (surge)
+
+    def add_successor(self, backend, server, port, check_args, timeout, interval=0.2, clock=time.monotonic, sleep=time.sleep):
+        """Put ``<server>:<port>`` in ``backend`` once its health check passed: the successor of ``server``.
+
+        A surge replacement starts the new container on other chips and another port while the old one still
+        serves; the gateway must send to both until the old one is drained. HAProxy 2.6 adds a server at run
+        time (``add server``, no reload) in maintenance with health checks off; ``check_args`` are the
+        configuration's check timings (default-server does not apply to such a server). Checks run in
+        maintenance too, so the server takes traffic (``enable server``) only after a check passed: enabled at
+        once it would count as UP before any check. One that does not pass within ``timeout`` seconds is deleted
+        again, never having taken a request. The address is ``server``'s (the gateways reach a host the same
+        way for every port). The next reload of the gateway replaces it with the configured server.
+
+        Returns ``{name, added, up, check_status, waited}``; an existing successor of that name is not added twice.
+        """
+        _check_name("backend", backend)
+        _check_name("server", server)
+        port = int(port)
+        if not 0 < port < 65536:
+            raise self._error("port %r of the successor of %s/%s is not a TCP port" % (port, backend, server), "bad_name", backend, server)
+        name = "%s:%d" % (server, port)
+        current = dict(((entry["backend"], entry["server"]), entry) for entry in self.servers())
+        added = (backend, name) not in current
+        if added:
+            entry = current.get((backend, server))
+            if entry is None:
+                if backend not in set(key[0] for key in current):
+                    raise self._no_backend(backend)
+                raise self._no_server(backend, server)
+            host, _sep, old_port = entry["address"].rpartition(":")
+            if not host or not old_port.isdigit():
+                raise self._error(
+                    "server %s/%s has no address to put its successor next to (HAProxy shows %r); reload the gateway"
+                    % (backend, server, entry["address"]),
+                    "answer",
+                    backend,
+                    server,
+                )
+            self._expect(
+                "add server %s/%s %s:%d check %s" % (backend, name, host, port, check_args), "New server registered.", backend, name
+            )
+            self._expect("enable health %s/%s" % (backend, name), "", backend, name)
+        start = clock()
+        while True:
+            entry = self.server(backend, name)
+            waited = round(clock() - start, 3)
+            # In maintenance the operational state stays "stopped"; the last check's result is what counts.
+            if entry["check_status"].startswith(_CHECK_PASSED):
+                self.set_state(backend, name, "ready")
+                return {"name": name, "added": added, "up": True, "check_status": entry["check_status"], "waited": waited}
+            if waited >= timeout:
+                if entry["admin_state"] == "maint":
+                    self._expect("del server %s/%s" % (backend, name), "Server deleted.", backend, name)
+                return {"name": name, "added": added, "up": False, "check_status": entry["check_status"], "waited": waited}
+            sleep(max(0.0, min(interval, timeout - waited)))
+
+    def _expect(self, text, wanted, backend, server):
+        answer = self.command(text).strip()
+        if answer != wanted:
+            raise self._error("HAProxy at %s refused %r: %s" % (self.socket_path, text, answer or "(no answer)"), "answer", backend, server)

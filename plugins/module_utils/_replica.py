@@ -339,14 +339,30 @@ def replicas_running(host, containers):
     return current
 
 
+def _int_or_none(text):
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _disjoint(old_labels, new_labels):
+    """Whether a successor can run beside the container it replaces: no chip and no port in common."""
+    old_devices = set(device for device in (old_labels.get(LABELS["devices"]) or "").split(",") if device)
+    new_devices = set(device for device in (new_labels.get(LABELS["devices"]) or "").split(",") if device)
+    return not old_devices & new_devices and old_labels.get(LABELS["port"]) != new_labels.get(LABELS["port"])
+
+
 def replica_changes(specs, containers, catalogue_models, prune=False, rollback=False):
     """Which existing npu.fleet containers a run keeps, replaces, removes and starts.
 
     ``keep``: wanted containers that run with the same spec hash and API key
     (docker_host_info's ``State``); nothing is done to them.
-    ``replace``: ``{name, previous}`` for wanted containers that exist with
-    another spec hash (the serve role keeps each stopped under ``previous``
-    until its successor is healthy). ``remove``: containers the plan no longer
+    ``replace``: ``{name, previous, model, replica, surge, port}`` for
+    wanted containers that exist with another spec hash (the serve role keeps
+    each under ``previous`` until its successor is healthy: stopped, or still
+    serving when ``surge`` - the successor has other chips and another port,
+    see replica_specs). ``remove``: containers the plan no longer
     wants here - a replica that moved to another host always goes, one of a
     model dropped from the catalogue only with ``prune`` (someone may still
     use it). ``-previous`` copies are none of these. ``rollback`` (the serve
@@ -354,6 +370,10 @@ def replica_changes(specs, containers, catalogue_models, prune=False, rollback=F
     aside in ``set_aside`` instead of letting docker_container recreate them.
     """
     existing = dict((_container_name(container), _container_labels(container)) for container in containers or [])
+    images = dict(
+        (_container_name(container), container.get("Image") or (container.get("Config") or {}).get("Image"))
+        for container in containers or []
+    )
     running = set(_container_name(container) for container in containers or [] if container.get("State") == "running")
     wanted = dict((spec["name"], spec) for spec in specs or [])
     same = dict(
@@ -377,6 +397,14 @@ def replica_changes(specs, containers, catalogue_models, prune=False, rollback=F
             "previous": previous_name(name),
             "model": wanted[name]["labels"][LABELS["model"]],
             "replica": int(wanted[name]["labels"][LABELS["replica"]]),
+            # Beside the old one only when the old one is set aside (rollback), never on a chip or port it holds.
+            "surge": bool(rollback) and name in running and _disjoint(existing[name], wanted[name]["labels"]),
+            "port": int(wanted[name]["labels"][LABELS["port"]]),
+            # Where the container being replaced runs: where it serves again if its successor fails.
+            "from_port": _int_or_none(existing[name].get(LABELS["port"])),
+            "from_devices": [device for device in (existing[name].get(LABELS["devices"]) or "").split(",") if device],
+            "from_image": images.get(name),
+            "from_max_model_len": _int_or_none(existing[name].get(LABELS["max_model_len"])),
         }
         for name in sorted(same)
         if not same[name]
@@ -394,7 +422,7 @@ def replica_changes(specs, containers, catalogue_models, prune=False, rollback=F
         # Started at once: new replicas and stopped ones; the replaced ones roll, one per model at a time (rollout_waves).
         "start_now": sorted(name for name in start if name not in replaced),
         "start_models": sorted(set(wanted[name]["labels"][LABELS["model"]] for name in start)),
-        # With rollback, each replaced container is set aside (stopped, renamed) until its successor is healthy.
+        # With rollback, each replaced container is set aside (renamed; stopped unless surge) until its successor is healthy.
         "set_aside": [dict(item) for item in replace] if rollback else [],
     }
 
@@ -432,15 +460,42 @@ def rollout_wave(waves, index, failed_models=(), host=None):
     return [dict(item) for item in wave if item["model"] not in failed and (host is None or item["host"] == host)]
 
 
-def replica_specs(placements, host, models, driver_mounts, options=None, images=None):
+def _changed(spec, labels):
+    return any(labels.get(LABELS[key]) != spec["labels"][LABELS[key]] for key in ("spec_hash", "auth_digest"))
+
+
+def _surge_spec(placement, spec, running, make):
+    """The spec of the replica's successor in the plan's surge room, when the running container must be replaced."""
+    room = placement.get("surge")
+    labels = running.get(spec["name"])
+    if not room or labels is None or not _changed(spec, labels):
+        return spec
+    successor = make(dict(placement, devices=list(room["devices"]), port=int(room["port"])))
+    held = set(labels.get(LABELS["devices"], "").split(","))
+    if held & set(successor["labels"][LABELS["devices"]].split(",")) or labels.get(LABELS["port"]) == str(room["port"]):
+        return spec  # the room is not free of the running container (a stale plan): in place
+    return successor
+
+
+def replica_specs(placements, host, models, driver_mounts, options=None, images=None, containers=None, surge=False):
     """The containers of one host: each placement of ``host`` joined with its catalogue entry.
 
     ``models`` is the validated catalogue (npu.fleet.model_catalogue): each
     entry's ``host_path`` (default ``path``) is the model directory on the
     host and its ``serve`` options override ``options``. ``images`` maps a
     model to an image that replaces the plan's (a Transformers image built here).
+    With ``surge``, a replica whose running container (``containers``, as
+    docker_host_info lists them) must be replaced gets its spec in the plan's
+    ``surge`` room instead (other chips, another port), so the old one serves
+    until the new one is healthy; the serve role asks for it only behind a
+    gateway (clients do not see the port change) and with rollback.
     """
     catalogue = dict((entry.get("name"), entry) for entry in models or [])
+    running = dict(
+        (_container_name(container), _container_labels(container))
+        for container in containers or []
+        if container.get("State") == "running" and _container_labels(container).get(LABELS["managed"]) == "true"
+    )
     specs = []
     for placement in placements or []:
         if placement.get("host") != host:
@@ -454,19 +509,33 @@ def replica_specs(placements, host, models, driver_mounts, options=None, images=
         merged.update(entry.get("serve") or {})
         if placement["model"] in (images or {}):
             placement = dict(placement, image=images[placement["model"]])
-        specs.append(container_spec(placement, entry.get("host_path") or entry.get("path"), driver_mounts, merged))
+        path = entry.get("host_path") or entry.get("path")
+
+        def make(where, path=path, merged=merged):
+            return container_spec(where, path, driver_mounts, merged)
+
+        spec = make(placement)
+        specs.append(_surge_spec(placement, spec, running, make) if surge else spec)
     return sorted(specs, key=lambda spec: spec["name"])
 
 
-def replicas_deployed(specs, started, replaced):
+def replicas_deployed(specs, started, replaced, surged=(), replacements=()):
     """What a host runs after the serve role: one record per container, for the probe and the report.
 
     ``started`` is the registered loop over docker_container (``changed``
     per container, in the order of ``specs``); ``replaced`` the names whose
-    earlier container is kept as ``-previous`` in this run.
+    earlier container is kept as ``-previous`` in this run; ``surged`` the
+    ``set_aside`` entries (replica_changes) of those whose earlier container
+    still serves beside the new one, with where it runs (``from_port``,
+    ``from_devices``: where the replica serves again if its successor fails).
+    ``replacements`` are replica_changes' ``replace`` entries: one that was
+    not started (its model's rollout stopped at an earlier replica) still
+    runs its earlier container, so its record says where that one runs.
     """
+    held = dict((item["name"], item) for item in replacements or [])
     changed = dict((((result.get("item") or {}).get("name")), bool(result.get("changed"))) for result in started or [])
     kept = set(replaced or [])
+    beside = dict((item["name"], item) for item in surged or [])
     records = []
     for spec in specs or []:
         labels = spec["labels"]
@@ -482,8 +551,19 @@ def replicas_deployed(specs, started, replaced):
                 "max_model_len": int(labels[LABELS["max_model_len"]] or 0),
                 "changed": changed.get(spec["name"], False),
                 "previous": previous_name(spec["name"]) if spec["name"] in kept else None,
+                "surge": spec["name"] in kept and spec["name"] in beside,
             }
         )
+        if records[-1]["surge"]:
+            records[-1].update(from_port=beside[spec["name"]].get("from_port"), from_devices=beside[spec["name"]].get("from_devices"))
+        item = held.get(spec["name"])
+        if item is not None and spec["name"] not in changed and item.get("from_port"):
+            records[-1].update(
+                port=item["from_port"],
+                devices=list(item.get("from_devices") or records[-1]["devices"]),
+                image=item.get("from_image") or records[-1]["image"],
+                max_model_len=item.get("from_max_model_len") or records[-1]["max_model_len"],
+            )
     return records
 
 
@@ -502,12 +582,16 @@ def rollout_steps(deployed, probes, rollback=True):
       ``previous`` to ``name``, start it;
     * ``drop_previous``: ``-previous`` copies no longer needed (their
       successor is healthy);
+    * ``retire``: ``{name, previous, model, port}`` of healthy surge
+      successors whose ``-previous`` container still serves: the rollout adds
+      the successor to the gateways, drains the previous one there, then
+      removes it (removing it now would cut its requests);
     * ``failed``: names of replicas that failed their probe;
     * ``results``: one record per probed replica for the report (probe
       outcome, container state, log tail, diagnosis, whether it was rolled back).
     """
     by_name = dict((run.get("name"), run) for run in probes or [])
-    restore, drop, failed, results = [], [], [], []
+    restore, drop, retire, failed, results = [], [], [], [], []
     for replica in deployed or []:
         run = by_name.get(replica["name"])
         if run is None:
@@ -519,15 +603,20 @@ def rollout_steps(deployed, probes, rollback=True):
             failed.append(replica["name"])
             if rolled_back:
                 restore.append({"name": replica["name"], "previous": previous})
+        elif previous and replica.get("surge"):
+            retire.append({"name": replica["name"], "previous": previous, "model": replica["model"], "port": replica["port"]})
         elif previous:
             drop.append(previous)
-        entry = dict((key, replica.get(key)) for key in ("name", "model", "replica", "port", "image"))
+        entry = dict((key, replica.get(key)) for key in ("name", "model", "replica", "port", "devices", "image"))
         entry.update((key, run.get(key)) for key in _PROBE_KEYS)
         entry["healthy"] = healthy
-        entry.update(state=None, log_tail=[], diagnosis=None, rolled_back=rolled_back)
+        entry.update(state=None, log_tail=[], diagnosis=None, rolled_back=rolled_back, surge=bool(replica.get("surge")))
+        if rolled_back and replica.get("surge") and replica.get("from_port"):
+            # The restored container serves where it always did, not in the failed successor's room.
+            entry.update(port=replica["from_port"], devices=list(replica.get("from_devices") or []))
         if not healthy:
             entry["state"] = run.get("state")
             entry["log_tail"] = list(run.get("log_tail") or [])
             entry["diagnosis"] = run.get("diagnosis") or (diagnose("\n".join(entry["log_tail"])) if entry["log_tail"] else None)
         results.append(entry)
-    return {"restore": restore, "drop_previous": drop, "failed": failed, "results": results}
+    return {"restore": restore, "drop_previous": drop, "retire": retire, "failed": failed, "results": results}

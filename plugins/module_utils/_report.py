@@ -105,7 +105,7 @@ def collect_hosts(hostvars, names):
 def _outage(probe, replicas):
     """Seconds a one-replica model could not answer while a rolling update replaced it: the load time of its
     successor (the probe's ``ready_after_s``); its drain only waited for requests already running."""
-    if not probe or not probe.get("rolling") or replicas != 1:
+    if not probe or not probe.get("rolling") or probe.get("surge") or replicas != 1:
         return None
     return round(float(probe.get("ready_after_s") or 0.0), 1)
 
@@ -124,6 +124,7 @@ def build_report(plan, probes, profiles, addresses=None, check_mode=False):
     for placement in (plan or {}).get("placements") or []:
         probe = by_replica.get((placement["model"], int(placement["replica"])))
         profile = (profiles or {}).get(placement["model"]) or {}
+        port = (probe or {}).get("port") or placement["port"]
         rows.append(
             {
                 "model": placement["model"],
@@ -134,9 +135,12 @@ def build_report(plan, probes, profiles, addresses=None, check_mode=False):
                 # The image the container runs (a built Transformers image carries its content hash), else the plan's.
                 "image": (probe or {}).get("image") or placement.get("image") or "?",
                 "host": placement["host"],
-                "chips": ",".join(device.replace("/dev/davinci", "") for device in placement.get("devices") or []),
-                "port": placement["port"],
-                "url": endpoint_url((addresses or {}).get(placement["host"]) or placement["host"], placement["port"]),
+                # Where it runs: a surge successor runs in the plan's room, not on the placement's chips and port.
+                "chips": ",".join(
+                    device.replace("/dev/davinci", "") for device in (probe or {}).get("devices") or placement.get("devices") or []
+                ),
+                "port": port,
+                "url": endpoint_url((addresses or {}).get(placement["host"]) or placement["host"], port),
                 "max_model_len": placement.get("max_model_len"),
                 "status": _status(probe, check_mode),
                 "healthy": bool(probe and probe.get("healthy")),
@@ -145,6 +149,8 @@ def build_report(plan, probes, profiles, addresses=None, check_mode=False):
                 "message": (probe or {}).get("message"),
                 # Replaced by a rolling update in this run; a model's only replica was out for its load time.
                 "replaced": bool((probe or {}).get("rolling")),
+                # Replaced beside its previous container (surge): no outage.
+                "surge": bool((probe or {}).get("surge")),
                 "outage_s": _outage(probe, replica_count.get(placement["model"], 0)),
             }
         )

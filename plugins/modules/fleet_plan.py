@@ -248,6 +248,14 @@ plan:
           description: Interconnect family of the host (V(910b), V(910a), V(a3), V(310p), V(950), V(other)); the container spec follows it.
           type: str
           sample: 910b
+        surge:
+          description:
+            - Where the replica's successor can start while the replica still runs during a rolling update (C(devices),
+              C(port)): chips of the same count and shape free of every placement and running container, and a free port.
+            - V(null) when the host has no such room, or the model shares chips or has a fixed C(port); the serve role then
+              replaces the replica in place.
+          type: dict
+          sample: {"devices": ["/dev/davinci3"], "port": 18003}
         reasons:
           description: Why the replica got these settings (kept, capped, auto TP size, A3 module, shared chip).
           type: list

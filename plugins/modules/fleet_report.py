@@ -159,7 +159,7 @@ report:
           type: str
           sample: npu-a2-01
         chips:
-          description: Host device numbers of the replica, comma separated.
+          description: Host device numbers the replica runs on, comma separated.
           type: str
           sample: "0,1"
         port:
@@ -192,6 +192,19 @@ report:
         diagnosis:
           description: Cause, fix, code and evidence of a failure (see M(npu.fleet.openai_probe)), or null.
           type: dict
+        replaced:
+          description: Whether a rolling update replaced the replica's container in this run.
+          type: bool
+          sample: false
+        surge:
+          description:
+            - Whether its successor started beside it (the plan's surge room: other chips, another port) and took over
+              at the gateway; C(chips), C(port) and C(url) are then the successor's.
+          type: bool
+          sample: false
+        outage_s:
+          description: Seconds a one-replica model did not answer while it was replaced in place, else null.
+          type: float
     unplaced:
       description: Replicas the plan could not place, each with C(model), C(replica) and C(reason).
       type: list

@@ -6,13 +6,18 @@ deploy-models.yml again as a user would, while a client thread keeps sending
 streamed and non-streamed chat completions to the router of one gateway (by
 the request's model) and to the model's own port on the other:
 
-1. the image tag and max_model_len change: the replicas are drained, replaced
-   and put back one at a time, and not one request fails;
-2. a change whose new container crash-loops (a flag vLLM refuses): the first
-   replacement fails its probe, its previous container is restored, the
-   second replica is never touched, the report gives the cause, and still not
-   one request fails;
-3. the good configuration again on the updated fleet changes nothing.
+1. the image tag and max_model_len change with surge off: the replicas are
+   drained, replaced in place and put back one at a time, and not one request
+   fails;
+2. max_model_len changes again with surge on (the hosts have free chips): each
+   successor starts beside its replica on another chip and port, joins both
+   gateways after its probe, the old one is drained and removed; not one
+   request fails, and the reloaded gateways know only the new ports;
+3. a change whose new container crash-loops (a flag vLLM refuses): the first
+   successor fails its probe, its previous container (which never stopped)
+   keeps its name back, the second replica is never touched, the report gives
+   the cause, and still not one request fails;
+4. the good configuration again on the updated fleet changes nothing.
 """
 
 import json
@@ -56,12 +61,13 @@ def catalogue(image, max_model_len, extra_args=None):
     return [entry]
 
 
-def deploy(tmp_path, models, label):
+def deploy(tmp_path, models, label, **variables):
     ephemeral = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
     project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
     extra = tmp_path / ("%s.json" % label)
     report_dir = tmp_path / ("report-%s" % label)
-    extra.write_text(json.dumps({"npu_fleet_models": models, "npu_fleet_report_dir": str(report_dir), "health_probe_wait": 120}))
+    variables.update(npu_fleet_models=models, npu_fleet_report_dir=str(report_dir), health_probe_wait=120)
+    extra.write_text(json.dumps(variables))
     env = dict(
         os.environ,
         ANSIBLE_CONFIG=os.path.join(ephemeral, "ansible.cfg"),
@@ -87,6 +93,19 @@ def deploy(tmp_path, models, label):
     run.stdout = re.sub(r"\x1b\[[0-9;]*m", "", run.stdout)
     run.flat = " ".join(run.stdout.split())
     return run, report
+
+
+def task_results(stdout, task):
+    """The result lines (``changed: [host] => (item=...)``, ``ok: ...``) of every run of the serve role's ``task``."""
+    lines = []
+    for section in stdout.split("TASK [npu.fleet.serve : %s]" % task)[1:]:
+        body = section.split("\nTASK [", 1)[0]
+        lines += [line.strip() for line in body.splitlines() if re.match(r"^(changed|ok|failed|skipping): ", line.strip())]
+    return lines
+
+
+def changed_results(stdout, task):
+    return [line for line in task_results(stdout, task) if line.startswith("changed:")]
 
 
 class Client(threading.Thread):
@@ -182,8 +201,29 @@ def test_gateways_serve_the_model_on_each_host_and_list_it():
         assert inspect["HostConfig"]["CapDrop"] == ["ALL"] and inspect["HostConfig"]["ReadonlyRootfs"] is True
 
 
-def test_image_and_max_model_len_change_roll_with_zero_failed_requests(client, tmp_path):
-    run, report = deploy(tmp_path, catalogue("quay.io/ascend/vllm-ascend:v0.15.0rc1", 8192), "update")
+def placed(host, name):
+    """(devices, port) labels of a replica's container."""
+    found = labels(name, host)
+    return found["io.npu-fleet.devices"], found["io.npu-fleet.port"]
+
+
+def gateway_servers(host):
+    """Server name -> address of llama's backend in the gateway's running HAProxy (through its runtime socket)."""
+    script = (
+        "import socket\n"
+        "s = socket.socket(socket.AF_UNIX); s.connect('/var/lib/npu-fleet/gateway/run/admin.sock')\n"
+        "s.sendall(b'show servers state model_llama-3.1-8b\\n'); data = b''\n"
+        "while True:\n    chunk = s.recv(65536)\n    if not chunk: break\n    data += chunk\n"
+        "print(data.decode())\n"
+    )
+    lines = subprocess.check_output(["docker", "exec", host, "python3", "-c", script], text=True).splitlines()
+    rows = [line.split() for line in lines if line and line[0].isdigit() and len(line.split()) > 18]
+    return dict((row[3], "%s:%s" % (row[4], row[18])) for row in rows)
+
+
+def test_image_and_max_model_len_change_roll_in_place_with_zero_failed_requests(client, tmp_path):
+    # Surge off: each replica is drained, stopped and started again on its own chip.
+    run, report = deploy(tmp_path, catalogue("quay.io/ascend/vllm-ascend:v0.15.0rc1", 8192), "update", npu_fleet_surge=False)
     time.sleep(3)  # the client keeps going a little after the last replica is back
     client.stop.set()
     client.join(timeout=120)
@@ -191,7 +231,8 @@ def test_image_and_max_model_len_change_roll_with_zero_failed_requests(client, t
     assert client.failures == [], client.failures[:10]
     assert client.sent >= 30, client.sent
     # One replica at a time: two waves, each drained at both gateways first.
-    assert len(re.findall(r"TASK \[npu.fleet.serve : Put the wave's replicas in drain at every gateway\]", run.stdout)) == 2
+    assert len(changed_results(run.stdout, "Stop the container being replaced in place")) == 2
+    assert len(changed_results(run.stdout, "Put the wave's in-place replicas in drain at every gateway")) == 4  # 2 waves x 2 gateways
     for name, host in replica_hosts().items():
         assert image_of(name, host) == "quay.io/ascend/vllm-ascend:v0.15.0rc1"
         assert labels(name, host)["io.npu-fleet.max-model-len"] == "8192"
@@ -199,9 +240,42 @@ def test_image_and_max_model_len_change_roll_with_zero_failed_requests(client, t
     assert sorted(report["gateways"]["models"][MODEL]) == sorted("http://%s:%d" % (address(host), MODEL_PORT) for host in HOSTS)
 
 
+def test_with_free_chips_each_successor_starts_beside_its_replica_with_zero_failed_requests(client, tmp_path):
+    before = dict((name, placed(host, name)) for name, host in replica_hosts().items())
+    run, report = deploy(tmp_path, catalogue("quay.io/ascend/vllm-ascend:v0.15.0rc1", 16384), "surge")
+    time.sleep(3)
+    client.stop.set()
+    client.join(timeout=120)
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert client.failures == [], client.failures[:10]
+    assert client.sent >= 30, client.sent
+    # No replica left rotation before its successor was in: nothing stopped or drained in place; each successor joined
+    # both gateways (2 waves x 2 gateways), then the container it replaced was removed.
+    assert changed_results(run.stdout, "Stop the container being replaced in place") == []
+    assert changed_results(run.stdout, "Put the wave's in-place replicas in drain at every gateway") == []
+    assert len(changed_results(run.stdout, "Add them to every gateway beside the replicas they replace")) == 4
+    assert len(changed_results(run.stdout, "Remove the containers the surge successors replace")) == 2
+    after = dict((name, placed(host, name)) for name, host in replica_hosts().items())
+    assert sorted(after) == sorted(before)
+    for name in after:
+        assert after[name][0] != before[name][0] and after[name][1] != before[name][1], (before, after)
+        assert labels(name, replica_hosts()[name])["io.npu-fleet.max-model-len"] == "16384"
+    # The previous containers are gone; the reloaded gateways know the successors' ports only.
+    for host in HOSTS:
+        names = subprocess.check_output(["docker", "exec", host, "docker", "ps", "-a", "--format", "{{.Names}}"], text=True).split()
+        assert not [name for name in names if name.endswith("-previous")], names
+        servers = gateway_servers(host)
+        assert sorted(servers) == sorted(after), servers
+        assert sorted(address.split(":")[1] for address in servers.values()) == sorted(port for unused, port in after.values())
+    rows = dict((row["replica"], row) for row in report["rows"])
+    assert all(row["surge"] and row["outage_s"] is None and row["healthy"] for row in rows.values()), rows
+    assert sorted(str(row["port"]) for row in rows.values()) == sorted(port for unused, port in after.values())
+    assert "took over at the gateway after its probe: no outage" in (tmp_path / "report-surge" / "report.md").read_text()
+
+
 def test_a_crash_looping_change_is_rolled_back_with_zero_failed_requests(client, tmp_path):
     before = dict((name, labels(name, host)) for name, host in replica_hosts().items())
-    run, report = deploy(tmp_path, catalogue("quay.io/ascend/vllm-ascend:v0.15.0rc1", 8192, ["--no-such-flag"]), "crash")
+    run, report = deploy(tmp_path, catalogue("quay.io/ascend/vllm-ascend:v0.15.0rc1", 16384, ["--no-such-flag"]), "crash")
     time.sleep(3)
     client.stop.set()
     client.join(timeout=120)
@@ -217,7 +291,7 @@ def test_a_crash_looping_change_is_rolled_back_with_zero_failed_requests(client,
 
 
 def test_the_same_configuration_again_changes_nothing(tmp_path):
-    run, report = deploy(tmp_path, catalogue("quay.io/ascend/vllm-ascend:v0.15.0rc1", 8192), "again")
+    run, report = deploy(tmp_path, catalogue("quay.io/ascend/vllm-ascend:v0.15.0rc1", 16384), "again")
     assert run.returncode == 0, run.stdout[-4000:]
     recap = [line for line in run.stdout.splitlines() if re.match(r"^\S+\s+: ok=", line)]
     assert len(recap) == 3, run.stdout[-3000:]  # localhost and the two hosts

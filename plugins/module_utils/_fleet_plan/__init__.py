@@ -31,11 +31,13 @@ The algorithm and its guarantees are described in docs/placement.md:
 4. repair, bounded: evict replicas of this run out of the way of a left-over
    one and re-place them; replay without that reservation, then with the
    models left over first, keeping the round that placed most. Kept replicas
-   never move (``repair.py``).
+   never move (``repair.py``);
+5. give each placement, where its host has room, the chips and port its
+   successor can start on during a rolling update (``surge.py``).
 
 The output (placements, changes, reasons, summary, table) is ``results.py``.
 Imports go one way: inputs <- fleet <- search <- sticky <- repair <- results
-<- this file.
+(and search <- surge) <- this file.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan.results impo
 from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan.search import _Planner
 from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan.sharing import AUTO_SHARE_REASON, settle, share_when_chips_run_out
 from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan.sticky import _sticky_pass
+from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan.surge import surge_rooms
 from ansible_collections.npu.fleet.plugins.module_utils._model_profile import profile_model
 
 __all__ = [
@@ -162,9 +165,13 @@ def plan(
         item = {"model": key[0], "replica": key[1]}
         item.update(reasons[key[0]])
         unplaced.append(item)
+    summary = _summary(planner)
+    rooms = surge_rooms(planner, running)
+    for placement in placements:
+        placement["surge"] = rooms.get((placement["model"], placement["replica"]))
     return {
         "placements": placements,
         "unplaced": unplaced,
         "changes": _changes(running, gone, placements),
-        "summary": _summary(planner),
+        "summary": summary,
     }

@@ -275,3 +275,33 @@ def test_module_fails_without_the_action_plugin(tmp_path):
     proc = subprocess.run([sys.executable, module, str(args)], env=env, capture_output=True, text=True, check=False, timeout=60)
     assert proc.returncode == 1
     assert "runs on the controller as an action plugin" in json.loads(proc.stdout)["msg"]
+
+
+def test_the_rolling_update_section_tells_surge_in_place_and_rollback_apart():
+    from ansible_collections.npu.fleet.plugins.module_utils._report import build_report
+
+    placements = [
+        {"model": "solo", "replica": 0, "host": "n1", "devices": ["/dev/davinci0"], "port": 18000},
+        {"model": "beside", "replica": 0, "host": "n1", "devices": ["/dev/davinci1"], "port": 18001},
+        {"model": "pair", "replica": 0, "host": "n1", "devices": ["/dev/davinci2"], "port": 18002},
+        {"model": "pair", "replica": 1, "host": "n2", "devices": ["/dev/davinci2"], "port": 18002},
+    ]
+    probes = [
+        {"model": "solo", "replica": 0, "healthy": True, "rolling": True, "ready_after_s": 12.0},
+        {"model": "beside", "replica": 0, "healthy": True, "rolling": True, "surge": True, "devices": ["/dev/davinci5"], "port": 18005},
+        {"model": "pair", "replica": 0, "healthy": False, "rolling": True, "stage": "health", "rolled_back": True},
+        {"model": "pair", "replica": 1, "healthy": True},
+    ]
+    report = build_report({"placements": placements}, probes, {})
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(os.path.join(REPO_ROOT, "roles", "report", "templates")), trim_blocks=True
+    )
+    markdown = environment.get_template("report.md.j2").render(report=report)
+    section = markdown.split("## Rolling update\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert section == [
+        "- **beside** replica 0 on n1: its successor started beside it (chips 5, port 18005) and took over at the gateway "
+        "after its probe: no outage.",
+        "- **pair** replica 0 on n1: failed at health, rolled back (see Failures); the model's rollout stopped there.",
+        "- **solo** has one replica and was replaced in place: it did not answer for about 12.0 s (until its successor passed "
+        "the probe). A second replica, or a free chip for a surge, avoids this window.",
+    ]

@@ -539,3 +539,65 @@ def test_a_server_is_found_in_its_backend_when_a_frontend_has_the_same_name(runt
     entry = runtime.server("model_cfg", "npu-fleet-cfg-0")
     assert entry["backend"] == "model_cfg" and entry["server"] == "npu-fleet-cfg-0"
     assert runtime.wait_drained("model_cfg", "npu-fleet-cfg-0", 1)["drained"] is True
+
+
+# ------------------------------------------------------------------ a successor added at run time (surge)
+
+
+@pytest.fixture
+def successor_replica():
+    """A third fake replica on its own port, as a surge successor on other chips of the same host."""
+    server = _ReplicaServer(("127.0.0.1", 0), _Replica)
+    server.replica_name = "successor"
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _delete(runtime, backend, name):
+    runtime.set_state(backend, name, "maint")
+    assert runtime.wait_drained(backend, name, 10)["drained"]
+    assert runtime.command("del server %s/%s" % (backend, name)).strip() == "Server deleted."
+
+
+def test_a_successor_joins_next_to_its_server_after_its_check_and_takes_all_requests_once_that_one_drains(
+    gateway, runtime, successor_replica
+):
+    port = successor_replica.server_address[1]
+    added = runtime.add_successor(BACKEND, SERVERS[0], port, "inter 300ms fall 2 rise 2", timeout=10, interval=0.05)
+    name = "%s:%d" % (SERVERS[0], port)
+    try:
+        assert added["name"] == name and added["added"] is True and added["up"] is True, added
+        assert added["check_status"] == "L7OK" and added["waited"] > 0  # one check passed before it took traffic
+        entry = runtime.server(BACKEND, name)
+        assert entry["address"] == "127.0.0.1:%d" % port and entry["admin_state"] == "ready" and entry["status"] == "UP"
+        assert "successor" in set(gateway.request("/s%d" % index)[1].split()[0] for index in range(6))
+        # Adding it again changes nothing.
+        again = runtime.add_successor(BACKEND, SERVERS[0], port, "inter 300ms fall 2 rise 2", timeout=10)
+        assert again["added"] is False and again["up"] is True
+        runtime.set_state(BACKEND, SERVERS[0], "drain")
+        runtime.set_state(BACKEND, SERVERS[1], "drain")
+        assert [gateway.request("/after%d" % index)[1].split()[0] for index in range(4)] == ["successor"] * 4
+    finally:
+        _delete(runtime, BACKEND, name)
+
+
+def test_a_successor_that_fails_its_check_never_takes_a_request_and_is_deleted(gateway, runtime):
+    port = free_port()
+    added = runtime.add_successor(BACKEND, SERVERS[1], port, "inter 200ms fall 1 rise 2", timeout=1.5, interval=0.05)
+    assert added["up"] is False and added["check_status"].startswith("L4") and added["waited"] >= 1.5, added
+    assert "%s:%d" % (SERVERS[1], port) not in [entry["server"] for entry in runtime.servers(BACKEND)]
+    assert all(gateway.request("/ok%d" % index)[0] == 200 for index in range(4))
+
+
+def test_a_successor_of_an_unknown_server_or_backend_is_refused_by_name(runtime):
+    with pytest.raises(HaproxyRuntimeError) as error:
+        runtime.add_successor(BACKEND, "npu-fleet-demo-9", 18009, "inter 1000", timeout=1)
+    assert error.value.reason == "no_server" and "npu-fleet-demo-9" in str(error.value)
+    with pytest.raises(HaproxyRuntimeError) as error:
+        runtime.add_successor("model_nope", SERVERS[0], 18009, "inter 1000", timeout=1)
+    assert error.value.reason == "no_backend"
+    with pytest.raises(HaproxyRuntimeError) as error:
+        runtime.add_successor(BACKEND, SERVERS[0], 70000, "inter 1000", timeout=1)
+    assert "not a TCP port" in str(error.value)

@@ -272,7 +272,7 @@ def test_without_rollback_or_without_a_previous_copy_nothing_is_restored(placeme
 
 def test_check_mode_probes_nothing_and_yields_no_steps(placements, mounts):
     deployed = _deployed(placements, mounts, replaced=["npu-fleet-qwen3-8b-0"])
-    assert rollout_steps(deployed, []) == {"restore": [], "drop_previous": [], "failed": [], "results": []}
+    assert rollout_steps(deployed, []) == {"restore": [], "drop_previous": [], "retire": [], "failed": [], "results": []}
 
 
 def test_replica_specs_join_the_catalogue_and_refuse_a_model_it_lacks(placements, mounts):
@@ -326,12 +326,78 @@ def test_replaced_containers_are_set_aside_only_with_rollback(placements, mounts
     moved = [container_spec(dict(placements["qwen3-8b"], port=placements["qwen3-8b"]["port"] + 1), "/m", mounts)]
     with_rollback = replica_changes(moved, running, ["qwen3-8b"], rollback=True)
     assert with_rollback["set_aside"] == [
-        {"name": "npu-fleet-qwen3-8b-0", "previous": "npu-fleet-qwen3-8b-0-previous", "model": "qwen3-8b", "replica": 0}
+        {
+            "name": "npu-fleet-qwen3-8b-0",
+            "previous": "npu-fleet-qwen3-8b-0-previous",
+            "model": "qwen3-8b",
+            "replica": 0,
+            "surge": False,  # same chip: the successor cannot run beside it
+            "port": placements["qwen3-8b"]["port"] + 1,
+            "from_port": placements["qwen3-8b"]["port"],
+            "from_devices": placements["qwen3-8b"]["devices"],
+            "from_image": None,  # the test container lists no image
+            "from_max_model_len": placements["qwen3-8b"]["max_model_len"],
+        }
     ]
     # A replaced replica rolls (rollout_waves); it is not started with the new ones.
     assert with_rollback["start"] == ["npu-fleet-qwen3-8b-0"] and with_rollback["start_now"] == []
     without = replica_changes(moved, running, ["qwen3-8b"], rollback=False)
     assert without["set_aside"] == [] and without["replace"] == with_rollback["replace"]
+
+
+def _running(spec, state="running"):
+    return {"Names": ["/" + spec["name"]], "Labels": dict(spec["labels"]), "State": state}
+
+
+def test_a_changed_replica_with_a_surge_room_gets_its_successor_there(placements, mounts):
+    placed = dict(placements["qwen3-8b"], surge={"devices": ["/dev/davinci1"], "port": 18001})
+    old = container_spec(placements["qwen3-8b"], "/m", mounts, {"dtype": "float16"})
+    models = [{"name": "qwen3-8b", "path": "/m"}]
+
+    def specs(containers, surge=True, placement=placed):
+        return replica_specs([dict(placement, host="h1")], "h1", models, mounts, {}, containers=containers, surge=surge)
+
+    [successor] = specs([_running(old)])
+    assert successor["labels"][LABEL_PREFIX + "devices"] == "/dev/davinci1"
+    assert successor["published_ports"] == ["0.0.0.0:18001:8000"] and successor["env"]["ASCEND_RT_VISIBLE_DEVICES"] == "0"
+    changes = replica_changes([successor], [_running(old)], ["qwen3-8b"], rollback=True)
+    assert [(item["name"], item["surge"], item["port"]) for item in changes["set_aside"]] == [("npu-fleet-qwen3-8b-0", True, 18001)]
+    assert (changes["set_aside"][0]["from_port"], changes["set_aside"][0]["from_devices"]) == (
+        placements["qwen3-8b"]["port"],
+        placements["qwen3-8b"]["devices"],
+    )
+    # Without rollback nothing is set aside, so nothing runs beside: the replacement is in place.
+    assert changes["replace"][0]["surge"] is True
+    assert replica_changes([successor], [_running(old)], ["qwen3-8b"], rollback=False)["replace"][0]["surge"] is False
+    # In place: an unchanged container, a stopped one, surge off, a room that overlaps the running container.
+    same = container_spec(placements["qwen3-8b"], "/m", mounts)
+    assert specs([_running(same)]) == [same]
+    assert specs([_running(old, "exited")]) == [same]
+    assert specs([_running(old)], surge=False) == [same]
+    stale = dict(placed, surge={"devices": placements["qwen3-8b"]["devices"], "port": 18007})
+    assert specs([_running(old)], placement=stale) == [same]
+    assert specs([]) == [same]
+
+
+def test_a_healthy_surge_successor_retires_its_previous_container_a_failed_one_restores_it(placements, mounts):
+    specs = [container_spec(placements[model], "/m", mounts) for model in ("qwen3-8b", "qwen3 8b/tp2")]
+    started = [{"item": spec, "changed": True} for spec in specs]
+    names = [spec["name"] for spec in specs]
+    aside = [{"name": names[0], "surge": True, "from_port": 18001, "from_devices": ["/dev/davinci1"]}]
+    deployed = replicas_deployed(specs, started, names, surged=aside)
+    assert [item["surge"] for item in deployed] == [True, False]
+    probes = [{"name": name, "healthy": True} for name in names]
+    steps = rollout_steps(deployed, probes)
+    assert steps["retire"] == [
+        {"name": names[0], "previous": names[0] + "-previous", "model": "qwen3-8b", "port": placements["qwen3-8b"]["port"]}
+    ]
+    assert steps["drop_previous"] == [names[1] + "-previous"]  # in place: the copy is stopped, dropped at once
+    assert [result["surge"] for result in steps["results"]] == [True, False]
+    failed = rollout_steps(deployed, [{"name": names[0], "healthy": False, "log_tail": [KV_LOG]}])
+    assert failed["restore"] == [{"name": names[0], "previous": names[0] + "-previous"}] and failed["retire"] == []
+    # The gateway and the report find the restored replica where it always ran, not in the failed successor's room.
+    [result] = failed["results"]
+    assert (result["rolled_back"], result["port"], result["devices"]) == (True, 18001, ["/dev/davinci1"])
 
 
 def _fleet_changes(placements, mounts):
@@ -383,3 +449,20 @@ def test_containers_get_a_stop_grace_period_the_drain_can_use(placements, mounts
         longer["labels"][LABEL_PREFIX + "spec-hash"]
         != container_spec(placements["qwen3-8b"], "/m", mounts)["labels"][LABEL_PREFIX + "spec-hash"]
     )
+
+
+def test_a_replacement_its_rollout_never_reached_is_recorded_where_its_container_still_runs(placements, mounts):
+    old = container_spec(placements["qwen3-8b"], "/m", mounts, {"dtype": "float16"})
+    running = [dict(_running(old), Image="quay.io/ascend/vllm-ascend:v0.13.0")]
+    successor = container_spec(dict(placements["qwen3-8b"], devices=["/dev/davinci1"], port=18001), "/m", mounts)
+    [item] = replica_changes([successor], running, ["qwen3-8b"], rollback=True)["replace"]
+    assert (item["from_port"], item["from_image"]) == (placements["qwen3-8b"]["port"], "quay.io/ascend/vllm-ascend:v0.13.0")
+    # Not started (its model failed at an earlier replica): the probe must find the old container, not the room.
+    [record] = replicas_deployed([successor], [], [], replacements=[item])
+    assert (record["port"], record["devices"], record["image"]) == (
+        placements["qwen3-8b"]["port"],
+        placements["qwen3-8b"]["devices"],
+        "quay.io/ascend/vllm-ascend:v0.13.0",
+    )
+    [started] = replicas_deployed([successor], [{"item": successor, "changed": True}], [], replacements=[item])
+    assert (started["port"], started["devices"]) == (18001, ["/dev/davinci1"])

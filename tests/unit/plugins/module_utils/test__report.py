@@ -308,3 +308,22 @@ def test_a_one_replica_model_replaced_by_a_rolling_update_states_its_outage_wind
     assert rows[("solo", 0)]["outage_s"] == 41.3 and rows[("solo", 0)]["replaced"] is True
     assert rows[("pair", 0)]["outage_s"] is None and rows[("pair", 0)]["replaced"] is True  # its other replica served
     assert rows[("pair", 1)]["outage_s"] is None and rows[("pair", 1)]["replaced"] is False
+
+
+def test_a_surge_replacement_has_no_outage_and_shows_where_its_successor_runs():
+    plan_result = {"placements": [{"model": "solo", "replica": 0, "host": "n1", "devices": ["/dev/davinci0"], "port": 18000}]}
+    probes = [
+        {
+            "model": "solo",
+            "replica": 0,
+            "healthy": True,
+            "rolling": True,
+            "surge": True,
+            "ready_after_s": 41.27,
+            "devices": ["/dev/davinci3"],
+            "port": 18003,
+        }
+    ]
+    [row] = build_report(plan_result, probes, {}, {"n1": "10.0.0.11"})["rows"]
+    assert (row["replaced"], row["surge"], row["outage_s"]) == (True, True, None)
+    assert (row["chips"], row["port"], row["url"]) == ("3", 18003, "http://10.0.0.11:18003")
