@@ -43,7 +43,7 @@ options:
   replacements:
     description:
       - The C(replace) entries of P(npu.fleet.replica_changes#filter). One that O(started) does not hold (its model's
-        rollout stopped at an earlier replica) still runs its earlier container: its record gets that container's port,
+        rollout stopped at an earlier replica) still runs its earlier container, so its record gets that container's port,
         devices, image and max_model_len (C(from_port), C(from_devices), C(from_image), C(from_max_model_len)).
     type: list
     elements: dict

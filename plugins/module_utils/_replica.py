@@ -511,12 +511,15 @@ def replica_specs(placements, host, models, driver_mounts, options=None, images=
             placement = dict(placement, image=images[placement["model"]])
         path = entry.get("host_path") or entry.get("path")
 
-        def make(where, path=path, merged=merged):
-            return container_spec(where, path, driver_mounts, merged)
-
+        make = _spec_maker(path, driver_mounts, merged)
         spec = make(placement)
         specs.append(_surge_spec(placement, spec, running, make) if surge else spec)
     return sorted(specs, key=lambda spec: spec["name"])
+
+
+def _spec_maker(path, driver_mounts, options):
+    """The container spec of one model at any placement (its own or its surge room)."""
+    return lambda where: container_spec(where, path, driver_mounts, options)
 
 
 def replicas_deployed(specs, started, replaced, surged=(), replacements=()):

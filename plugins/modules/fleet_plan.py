@@ -251,7 +251,7 @@ plan:
         surge:
           description:
             - Where the replica's successor can start while the replica still runs during a rolling update (C(devices),
-              C(port)): chips of the same count and shape free of every placement and running container, and a free port.
+              C(port)), on chips of the same count and shape free of every placement and running container, and a free port.
             - V(null) when the host has no such room, or the model shares chips or has a fixed C(port); the serve role then
               replaces the replica in place.
           type: dict

@@ -198,7 +198,7 @@ report:
           sample: false
         surge:
           description:
-            - Whether its successor started beside it (the plan's surge room: other chips, another port) and took over
+            - Whether its successor started beside it (the plan's surge room, on other chips and another port) and took over
               at the gateway; C(chips), C(port) and C(url) are then the successor's.
           type: bool
           sample: false

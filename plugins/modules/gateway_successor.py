@@ -69,7 +69,7 @@ attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
-    details: In check mode nothing is added; RV(changed) says whether a successor would be.
+    details: In check mode nothing is added; the result says whether a successor would be added.
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none

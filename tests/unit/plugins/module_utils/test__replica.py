@@ -354,8 +354,8 @@ def test_a_changed_replica_with_a_surge_room_gets_its_successor_there(placements
     old = container_spec(placements["qwen3-8b"], "/m", mounts, {"dtype": "float16"})
     models = [{"name": "qwen3-8b", "path": "/m"}]
 
-    def specs(containers, surge=True, placement=placed):
-        return replica_specs([dict(placement, host="h1")], "h1", models, mounts, {}, containers=containers, surge=surge)
+    def specs(containers, surge=True, placement=None):
+        return replica_specs([dict(placement or placed, host="h1")], "h1", models, mounts, {}, containers=containers, surge=surge)
 
     [successor] = specs([_running(old)])
     assert successor["labels"][LABEL_PREFIX + "devices"] == "/dev/davinci1"
