@@ -91,7 +91,9 @@ def deploy(tmp_path, models, label, **variables):
     report = json.loads((report_dir / "report.json").read_text()) if (report_dir / "report.json").exists() else None
     # Without colour codes and with the YAML callback's line folding undone.
     run.stdout = re.sub(r"\x1b\[[0-9;]*m", "", run.stdout)
-    run.flat = " ".join(run.stdout.split())
+    run.stderr = re.sub(r"\x1b\[[0-9;]*m", "", run.stderr)
+    # A failed task's message goes to stderr.
+    run.flat = " ".join((run.stdout + run.stderr).split())
     return run, report
 
 
