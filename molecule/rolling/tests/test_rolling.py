@@ -133,8 +133,14 @@ class Client(threading.Thread):
             lines = [line for line in response.iter_lines(decode_unicode=True) if line]
             if not lines or lines[-1] != "data: [DONE]":
                 return "stream from %s did not end with [DONE]: %r" % (base, lines[-3:])
-        elif not response.json()["choices"][0]["message"]["content"]:
-            return "empty answer from %s" % base
+        else:
+            choice = response.json()["choices"][0]
+            # Random tiny weights may sample the end-of-sequence token first: an empty answer that *stopped* is
+            # a whole answer; one cut short (no finish_reason, or 'length' with nothing) is a lost request.
+            if not isinstance(choice["message"]["content"], str) or choice.get("finish_reason") not in ("stop", "length"):
+                return "malformed answer from %s: %s" % (base, response.text[:300])
+            if not choice["message"]["content"] and choice["finish_reason"] != "stop":
+                return "empty answer from %s: %s" % (base, response.text[:300])
         return None
 
     def run(self):
