@@ -19,7 +19,14 @@ import tempfile
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.npu.fleet.plugins.module_utils._report import build_report, collect_hosts, gateway_endpoints, profiles_by_model
+from ansible_collections.npu.fleet.plugins.module_utils._fleet_status import status_totals
+from ansible_collections.npu.fleet.plugins.module_utils._report import (
+    build_report,
+    collect_hosts,
+    gateway_endpoints,
+    judge,
+    profiles_by_model,
+)
 from ansible_collections.npu.fleet.plugins.plugin_utils._hostvars import planned_here, read_hostvars
 from ansible_collections.npu.fleet.plugins.plugin_utils._plain import plain
 
@@ -30,6 +37,7 @@ ARGUMENT_SPEC = {
     "check_mode": {"type": "bool"},
     "template": {"type": "str"},
     "dest": {"type": "path"},
+    "kind": {"type": "str", "choices": ["deploy", "status"], "default": "deploy"},
 }
 
 
@@ -67,7 +75,11 @@ class ActionModule(ActionBase):
         gateway_names = [str(name) for name in (task_vars.get("groups") or {}).get("npu_gateways") or [] if str(name) not in found]
         found.update(read_hostvars(hostvars, gateway_names))
         report["gateways"] = gateway_endpoints(found)
-        result.update(changed=False, report=report)
+        report["kind"] = args["kind"]
+        if args["kind"] == "status":
+            report["totals"]["statuses"] = status_totals(report["rows"])
+        where = os.path.join(args["dest"], "report.md") if args["dest"] else "the report"
+        result.update(changed=False, report=report, judgement=judge(report, args["kind"], where))
         try:
             if args["template"]:
                 result["markdown"] = self._render(args["template"], report, task_vars)

@@ -34,6 +34,9 @@ def _params(profile):
 
 
 def _status(probe, check_mode):
+    if probe is not None and probe.get("status"):
+        # Judged by npu.fleet.fleet_status (healthy, slow, hung, crashed, drifted, missing...).
+        return probe["status"]
     if probe is None:
         return "planned (check mode)" if check_mode else "not probed"
     if probe.get("healthy"):
@@ -110,6 +113,32 @@ def _outage(probe, replicas):
     return round(float(probe.get("ready_after_s") or 0.0), 1)
 
 
+def _unplanned_row(probe, addresses):
+    """A container fleet_status found running outside the plan (a model dropped from the catalogue, a moved replica)."""
+    port = probe.get("port")
+    return {
+        "model": probe.get("model"),
+        "replica": int(probe.get("replica") or 0),
+        "params": "?",
+        "architecture": "?",
+        "backend": "?",
+        "image": probe.get("image") or "?",
+        "host": probe.get("host") or "?",
+        "chips": ",".join(device.replace("/dev/davinci", "") for device in probe.get("devices") or []),
+        "port": port,
+        "url": endpoint_url((addresses or {}).get(probe.get("host")) or probe.get("host") or "?", port) if port else "?",
+        "max_model_len": None,
+        "status": probe.get("status") or "drifted",
+        "healthy": False,
+        "ttft_ms": probe.get("ttft_ms"),
+        "diagnosis": probe.get("diagnosis"),
+        "message": probe.get("message"),
+        "replaced": False,
+        "surge": False,
+        "outage_s": None,
+    }
+
+
 def build_report(plan, probes, profiles, addresses=None, check_mode=False):
     """Rows, unplaced replicas and totals.
 
@@ -154,7 +183,8 @@ def build_report(plan, probes, profiles, addresses=None, check_mode=False):
                 "outage_s": _outage(probe, replica_count.get(placement["model"], 0)),
             }
         )
-    rows.sort(key=lambda row: (row["host"], row["model"], row["replica"]))
+    rows += [_unplanned_row(probe, addresses) for probe in probes or [] if probe.get("unplanned")]
+    rows.sort(key=lambda row: (row["host"], row["model"] or "", row["replica"]))
     unplaced = [
         {"model": item.get("model"), "replica": item.get("replica"), "reason": item.get("reason")}
         for item in (plan or {}).get("unplaced") or []
@@ -163,6 +193,24 @@ def build_report(plan, probes, profiles, addresses=None, check_mode=False):
         "replicas": len(rows),
         "healthy": sum(1 for row in rows if row["healthy"]),
         "failed": sum(1 for row in rows if row["status"].startswith("failed")),
+        # Every row that is not healthy (fleet_status fails the run on any).
+        "unhealthy": sum(1 for row in rows if not row["healthy"]),
         "unplaced": len(unplaced),
     }
     return {"rows": rows, "unplaced": unplaced, "totals": totals}
+
+
+def judge(report, kind="deploy", where="the report"):
+    """Whether the run must fail, and the one line that says why: a deploy on a replica that failed its probe, a
+    status run on any replica that is not healthy (a scheduled job alerts on it)."""
+    rows = report.get("rows") or []
+    if kind == "status":
+        bad = [row for row in rows if not row.get("healthy")]
+        what = "not healthy"
+    else:
+        bad = [row for row in rows if str(row.get("status") or "").startswith("failed")]
+        what = "failed their health probe"
+    if not bad:
+        return {"failed": False, "msg": "%d replica(s), none %s" % (len(rows), what)}
+    named = ", ".join("%s/%s on %s (%s)" % (row.get("model"), row.get("replica"), row.get("host"), row.get("status")) for row in bad)
+    return {"failed": True, "msg": "%d replica(s) %s: %s; see %s for the cause and fix of each" % (len(bad), what, named, where)}

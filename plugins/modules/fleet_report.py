@@ -56,6 +56,14 @@ options:
       - Controller directory where C(report.json) (and C(report.md) with O(template)) are written, each whole or not at
         all, mode 0644; created when missing. Nothing is written in check mode.
     type: path
+  kind:
+    description:
+      - V(deploy) - the report of a deploy run (rows from the health probe).
+      - V(status) - the report of the C(npu.fleet.fleet_status) playbook (rows carry C(status) - V(healthy), V(slow),
+        V(hung), V(error), V(crashed), V(chip_alarm), V(drifted), V(missing) - and C(statuses) in RV(report.totals) counts them).
+    type: str
+    choices: [deploy, status]
+    default: deploy
   check_mode:
     description:
       - Whether the run is a check-mode run, in which nothing was started or probed (replicas then show as
@@ -115,6 +123,13 @@ written:
   returned: when O(dest) is given, a host planned and not in check mode
   type: list
   elements: str
+judgement:
+  description:
+    - Whether the run must fail and why (C(failed), C(msg)) - with O(kind=deploy) when a replica failed its health probe,
+      with O(kind=status) when any replica is not healthy; C(msg) names each replica and its status.
+  type: dict
+  returned: when there is a plan
+  sample: {failed: true, msg: "1 replica(s) failed their health probe: qwen3-8b/0 on npu-a2-01 (failed at health); see ..."}
 report:
   description: The report; null when no host planned in this run.
   returned: success
@@ -126,7 +141,9 @@ report:
           C(router), the URLs of the frontend that routes by the request's C(model), and C(models), each model's own URLs.
       type: dict
     rows:
-      description: One entry per placed replica, sorted by host, model and replica.
+      description:
+        - One entry per placed replica, sorted by host, model and replica.
+        - With O(kind=status), also one per npu.fleet container that runs outside the plan (C(status) V(drifted)).
       type: list
       elements: dict
       contains:
@@ -212,9 +229,15 @@ report:
       sample:
         - {model: qwen3-30b-a3b, replica: 1, reason: "needs 2 chips of >= 64 GiB on one host in one interconnect group"}
     totals:
-      description: Counts of C(replicas), C(healthy), C(failed) and C(unplaced).
+      description:
+        - Counts of C(replicas), C(healthy), C(failed), C(unhealthy) (every row that is not healthy) and C(unplaced).
+        - With O(kind=status), C(statuses) counts the rows in each status.
       type: dict
-      sample: {replicas: 7, healthy: 6, failed: 1, unplaced: 0}
+      sample: {replicas: 7, healthy: 6, failed: 1, unhealthy: 1, unplaced: 0}
+    kind:
+      description: The O(kind) of the report.
+      type: str
+      sample: deploy
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -230,6 +253,7 @@ def main():
             "check_mode": {"type": "bool"},
             "template": {"type": "str"},
             "dest": {"type": "path"},
+            "kind": {"type": "str", "choices": ["deploy", "status"], "default": "deploy"},
         },
         supports_check_mode=True,
     )

@@ -85,6 +85,13 @@ options:
     description: Largest number of tokens the test chat completion may generate.
     type: int
     default: 16
+  timeout:
+    description:
+      - Seconds the test chat completion may take (connecting, then between two reads). A replica whose C(/health)
+        answers but whose generation does not finish in time fails at RV(stage=stream) with a message that says it
+        timed out (C(npu.fleet.fleet_status) calls it hung).
+    type: float
+    default: 120.0
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -279,7 +286,7 @@ def _probe(module, params, url, served_name, max_model_len, container):
     try:
         result["ready_after_s"] = round(wait_ready(url, params["wait"], params["interval"], _container_watch(module, container)), 1)
         result["model"] = check_models(url, served_name, max_model_len, params["api_key"])
-        result.update(stream_chat(url, served_name, params["api_key"], params["prompt"], params["max_tokens"]))
+        result.update(stream_chat(url, served_name, params["api_key"], params["prompt"], params["max_tokens"], params["timeout"]))
     except ProbeFailed as failure:
         result.update(stage=failure.stage, message=failure.message)
         if container:
@@ -327,6 +334,7 @@ def main():
             container=dict(type="str"),
             prompt=dict(type="str", default="Say hello in five words."),
             max_tokens=dict(type="int", default=16, no_log=False),
+            timeout=dict(type="float", default=120.0),
             log_lines=dict(type="int", default=50),
         ),
         mutually_exclusive=[("url", "replicas")],
@@ -335,8 +343,15 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    if params["wait"] < 0 or params["interval"] <= 0 or params["max_tokens"] < 1 or params["log_lines"] < 1 or params["parallel"] < 1:
-        module.fail_json(msg="wait must be >= 0, interval > 0, max_tokens >= 1, log_lines >= 1 and parallel >= 1")
+    if (
+        params["wait"] < 0
+        or params["interval"] <= 0
+        or params["max_tokens"] < 1
+        or params["log_lines"] < 1
+        or params["parallel"] < 1
+        or not params["timeout"] > 0
+    ):
+        module.fail_json(msg="wait must be >= 0, interval > 0, max_tokens >= 1, log_lines >= 1, parallel >= 1 and timeout > 0")
     for index, replica in enumerate(params["replicas"] or []):
         missing = [key for key in ("name", "model", "port") if replica.get(key) in (None, "")]
         if missing:

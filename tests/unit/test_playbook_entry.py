@@ -59,3 +59,35 @@ def test_a_bad_catalogue_stops_the_run_before_any_host_is_touched(tmp_path):
     assert "Discover the NPUs" not in proc.stdout  # the play ended at the catalogue task
     proc = run(tmp_path, {})
     assert "npu_fleet_models is not set" in proc.stdout and proc.returncode != 0
+
+
+def listed(tmp_path, playbook, *args):
+    proc = run_playbook(tmp_path, os.path.join(REPO_ROOT, playbook), local_inventory(["n1"]), {}, ("--list-tasks",) + args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_fleet_status_plans_then_judges_then_reports_and_starts_nothing(tmp_path):
+    status = listed(tmp_path, "fleet-status.yml")
+    order = [
+        status.index(name)
+        for name in (
+            "Validate the catalogue",
+            "Discover the NPUs and the Ascend stack",
+            "Plan every replica",
+            "Time a one-token generation on every running replica",
+            "Judge every replica of this host",
+            "Build, render and write the report",
+        )
+    ]
+    assert order == sorted(order)
+    for change in ("Start the new replicas", "Roll the replacements", "Run the gateway of this host", "Remove npu.fleet containers"):
+        assert change not in status
+
+
+def test_undeploy_drains_before_it_removes(tmp_path):
+    undeploy = listed(tmp_path, "undeploy-models.yml")
+    order = [
+        undeploy.index(name) for name in ("Select the containers", "Drain them at every gateway", "Remove their containers", "Report what")
+    ]
+    assert order == sorted(order)

@@ -177,10 +177,14 @@ def test_report_play_writes_markdown_and_json_then_fails_on_the_unhealthy_replic
         },
     )
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert ("1 replica(s) failed their health probe: ['big']; see %s/report.md for the cause and fix of each" % report_dir) in proc.stdout
+    flat = " ".join((proc.stdout + proc.stderr).split())
+    assert (
+        "1 replica(s) failed their health probe: big/1 on n1 (failed at container, rolled back); see %s/report.md" % report_dir
+    ) in flat, flat[-3000:]
 
     report = json.loads((report_dir / "report.json").read_text())
-    assert sorted(report) == ["gateways", "rows", "totals", "unplaced"]  # no markdown in the JSON
+    assert sorted(report) == ["gateways", "kind", "rows", "totals", "unplaced"]  # no markdown in the JSON
+    assert report["kind"] == "deploy" and report["totals"]["unhealthy"] == sum(1 for row in report["rows"] if not row["healthy"]) > 1
     assert report["gateways"] == {"router": [], "models": {}}  # no gateway in this play
     placed_on = dict((p["host"], 0) for p in planned["placements"])
     for p in planned["placements"]:
@@ -189,6 +193,8 @@ def test_report_play_writes_markdown_and_json_then_fails_on_the_unhealthy_replic
         "replicas": len(planned["placements"]),
         "healthy": placed_on["n1"] - 1,
         "failed": 1,
+        # The failed one and n2's, which were not probed.
+        "unhealthy": len(planned["placements"]) - (placed_on["n1"] - 1),
         "unplaced": len(planned["unplaced"]),
     }
     assert len(planned["unplaced"]) == 1 and report["unplaced"][0]["model"] == "q8"

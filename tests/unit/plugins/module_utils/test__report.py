@@ -113,14 +113,14 @@ def test_rows_join_plan_profile_and_probe():
     assert report["unplaced"] == [
         {"model": "too-big", "replica": result["unplaced"][0]["replica"], "reason": result["unplaced"][0]["reason"]}
     ]
-    assert report["totals"] == {"replicas": 8, "healthy": 1, "failed": 1, "unplaced": 1}
+    assert report["totals"] == {"replicas": 8, "healthy": 1, "failed": 1, "unhealthy": 7, "unplaced": 1}
 
 
 def test_check_mode_rows_say_planned():
     result, profile = real_plan()
     report = build_report(result, [], {"qwen3-8b": profile}, check_mode=True)
     assert {row["status"] for row in report["rows"]} == {"planned (check mode)"}
-    assert report["totals"] == {"replicas": 8, "healthy": 0, "failed": 0, "unplaced": 1}
+    assert report["totals"] == {"replicas": 8, "healthy": 0, "failed": 0, "unhealthy": 8, "unplaced": 1}
     assert {row["params"] for row in report["rows"] if row["model"] == "too-big"} == {"?"}  # no profile given
     assert all(row["url"] == "http://a2:%d" % row["port"] for row in report["rows"])  # no address: the host name
 
