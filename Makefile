@@ -13,7 +13,7 @@ LOCAL_WHEELS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 .PHONY: help venv docker images collection demo demo-down test lint ruff sanity unit molecule changelog-lint clean
 
 help:
-	@echo "make demo       set up venv + Docker engine + emulated fleet, run deploy-models.yml against inventory/demo"
+	@echo "make demo       set up venv + Docker engine + emulated fleet, run deploy-models.yml against inventory/demo, then fleet-status.yml"
 	@echo "make demo-down  remove the demo fleet containers"
 	@echo "make test       ansible-lint, ansible-test sanity, ruff, pytest tests/unit tests/standin_vllm, molecule test (each scenario, timed)"
 
@@ -40,6 +40,7 @@ demo: venv images collection
 	ansible-playbook -i inventory/demo tests/emulator/serving_prereqs.yml
 	ansible-playbook -i inventory/demo deploy-models.yml
 	python tests/emulator/demo_requests.py npu-fleet-report/report.json
+	ansible-playbook -i inventory/demo fleet-status.yml
 
 demo-down: venv collection
 	ansible-playbook -i inventory/demo tests/emulator/fleet.yml -e emulator_state=absent
