@@ -136,7 +136,7 @@ def test_report_matches_the_plan(host, report, plan):
         )
         assert row["chips"] == ",".join(device.replace("/dev/davinci", "") for device in item["devices"])
         assert row["status"] == "healthy" and row["ttft_ms"] > 0
-    assert report["totals"] == {"replicas": 2, "healthy": 2, "failed": 0, "unplaced": 0}
+    assert report["totals"] == {"replicas": 2, "healthy": 2, "failed": 0, "unhealthy": 0, "unplaced": 0}
     with open(ephemeral("report", "report.md"), encoding="utf-8") as handle:
         markdown = handle.read()
     assert "| qwen3-8b |" in markdown and "| tiny-mtp |" in markdown and "healthy" in markdown

@@ -244,7 +244,7 @@ def test_image_and_max_model_len_change_roll_in_place_with_zero_failed_requests(
     for name, host in replica_hosts().items():
         assert image_of(name, host) == "quay.io/ascend/vllm-ascend:v0.15.0rc1"
         assert labels(name, host)["io.npu-fleet.max-model-len"] == "8192"
-    assert report["totals"] == {"replicas": 2, "healthy": 2, "failed": 0, "unplaced": 0}
+    assert report["totals"] == {"replicas": 2, "healthy": 2, "failed": 0, "unhealthy": 0, "unplaced": 0}
     assert sorted(report["gateways"]["models"][MODEL]) == sorted("http://%s:%d" % (address(host), MODEL_PORT) for host in HOSTS)
 
 
