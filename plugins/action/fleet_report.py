@@ -26,6 +26,7 @@ from ansible_collections.npu.fleet.plugins.module_utils._report import (
     gateway_endpoints,
     judge,
     profiles_by_model,
+    report_stats,
 )
 from ansible_collections.npu.fleet.plugins.plugin_utils._hostvars import planned_here, read_hostvars
 from ansible_collections.npu.fleet.plugins.plugin_utils._plain import plain
@@ -79,7 +80,7 @@ class ActionModule(ActionBase):
         if args["kind"] == "status":
             report["totals"]["statuses"] = status_totals(report["rows"])
         where = os.path.join(args["dest"], "report.md") if args["dest"] else "the report"
-        result.update(changed=False, report=report, judgement=judge(report, args["kind"], where))
+        result.update(changed=False, report=report, judgement=judge(report, args["kind"], where), stats=report_stats(report, args["dest"]))
         try:
             if args["template"]:
                 result["markdown"] = self._render(args["template"], report, task_vars)

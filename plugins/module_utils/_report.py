@@ -214,3 +214,17 @@ def judge(report, kind="deploy", where="the report"):
         return {"failed": False, "msg": "%d replica(s), none %s" % (len(rows), what)}
     named = ", ".join("%s/%s on %s (%s)" % (row.get("model"), row.get("replica"), row.get("host"), row.get("status")) for row in bad)
     return {"failed": True, "msg": "%d replica(s) %s: %s; see %s for the cause and fix of each" % (len(bad), what, named, where)}
+
+
+def report_stats(report, where=None):
+    """The summary a job publishes with set_stats (AWX shows it, a workflow branches on it): no secrets, no logs."""
+    return {
+        "kind": report.get("kind") or "deploy",
+        "totals": report.get("totals") or {},
+        "report_dir": where,
+        "replicas": [
+            dict((key, row.get(key)) for key in ("model", "replica", "host", "status", "url", "healthy"))
+            for row in report.get("rows") or []
+        ],
+        "gateways": report.get("gateways") or {},
+    }

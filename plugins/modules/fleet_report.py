@@ -123,6 +123,13 @@ written:
   returned: when O(dest) is given, a host planned and not in check mode
   type: list
   elements: str
+stats:
+  description:
+    - The summary the report role publishes with M(ansible.builtin.set_stats) as C(npu_fleet_report) - C(kind),
+      C(totals), C(report_dir), C(replicas) (each C(model), C(replica), C(host), C(status), C(url), C(healthy)) and
+      C(gateways); AWX shows it on the job and a workflow can branch on it.
+  type: dict
+  returned: when there is a plan
 judgement:
   description:
     - Whether the run must fail and why (C(failed), C(msg)) - with O(kind=deploy) when a replica failed its health probe,
