@@ -10,12 +10,12 @@ PYTHON ?= python3
 # fetch PyPI's CUDA build (several GB) for the Transformers server tests.
 LOCAL_WHEELS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 
-.PHONY: help venv docker images collection demo demo-down test lint ruff sanity unit molecule changelog-lint clean
+.PHONY: help venv docker images collection demo demo-down test lint ruff sanity unit molecule changelog-lint docs-check changelog-release sanity-cores clean
 
 help:
 	@echo "make demo       set up venv + Docker engine + emulated fleet, run deploy-models.yml against inventory/demo, then fleet-status.yml"
 	@echo "make demo-down  remove the demo fleet containers"
-	@echo "make test       ansible-lint, ansible-test sanity, ruff, pytest tests/unit tests/standin_vllm, molecule test (each scenario, timed)"
+	@echo "make test       ansible-lint, changelog lint, docs check, ansible-test sanity, ruff, pytest tests/unit tests/standin_vllm, molecule test (each scenario, timed)"
 
 $(VENV)/.installed: requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,18 @@ unit: venv
 changelog-lint: venv
 	antsibull-changelog lint
 
+# Plugin, role and guide docs linted with antsibull-docs, the docsite built; fails on a broken reference.
+docs-check: venv
+	bash scripts/docs-check.sh
+
+# Re-open the 0.2.0 release with every fragment (keep_fragments: true).
+changelog-release: venv
+	bash scripts/release-changelog.sh
+
+# ansible-test sanity against each ansible-core meta/runtime.yml claims (about 4 min per core the first time).
+sanity-cores: venv
+	bash scripts/sanity-cores.sh
+
 # One scenario at a time, each timed: docs/development.md records the figures.
 molecule: venv images collection
 	@for scenario in $$(ls molecule); do \
@@ -71,7 +83,7 @@ molecule: venv images collection
 	  echo "==> molecule scenario $$scenario: $$(( $$(date +%s) - start )) s"; \
 	done
 
-test: lint changelog-lint sanity ruff unit molecule
+test: lint changelog-lint docs-check sanity ruff unit molecule
 
 clean: demo-down
 	rm -rf $(VENV) .cache

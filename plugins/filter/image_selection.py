@@ -39,6 +39,14 @@ options:
     description: Merged over the shipped compatibility data (C(docs/compatibility.md), "Overriding from inventory").
     type: dict
     default: {}
+  keep_refused:
+    description:
+      - Instead of failing on a refused model, keep it as that model's entry - C(backend) and C(image) null, the reason
+        in C(refused) - so that every refusal of every host can be shown (P(npu.fleet.image_selection_summary#filter))
+        before the hosts stop. The npu.fleet.image_select role does so, then fails each host with a refusal.
+    type: bool
+    default: false
+    version_added: 0.2.0
 """
 
 EXAMPLES = r"""
@@ -50,7 +58,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: Model name to the selection (C(backend), C(image), C(vllm_ascend_version), C(reasons), C(warnings), C(rejected), C(build)).
+  description:
+    - Model name to the selection (C(backend), C(image), C(vllm_ascend_version), C(reasons), C(warnings), C(rejected), C(build)).
+    - With O(keep_refused=true), a refused model's entry has C(refused) (the reason) and null C(backend) and C(image).
   type: dict
 """
 
@@ -61,10 +71,12 @@ from ansible_collections.npu.fleet.plugins.module_utils._image_select import Ima
 from ansible_collections.npu.fleet.plugins.module_utils._image_select import image_selection as _image_selection
 
 
-def image_selection(models, host, host_name="this host", defaults=None, overrides=None):
+def image_selection(models, host, host_name="this host", defaults=None, overrides=None, keep_refused=False):
     """Thin wrapper over module_utils/_image_select.py."""
+    if not isinstance(keep_refused, bool):
+        raise AnsibleFilterError("image_selection: keep_refused must be true or false, got %r" % (keep_refused,))
     try:
-        return _image_selection(models, host, defaults, load_matrix(overrides or None), host_name)
+        return _image_selection(models, host, defaults, load_matrix(overrides or None), host_name, keep_refused)
     except (ImageSelectError, CompatDataError, ValueError, TypeError) as exc:
         raise AnsibleFilterError("image_selection: %s" % exc) from exc
 

@@ -52,6 +52,8 @@ __all__ = [
     "image_select",
     "image_selection",
     "list_candidates",
+    "refusal",
+    "selection_summary",
     "torch_pair",
     "transformers_build",
 ]
@@ -802,12 +804,15 @@ def image_selection(
     defaults: Optional[Dict[str, Any]] = None,
     matrix: Optional[Dict[str, Any]] = None,
     host_name: str = "this host",
+    keep_refused: bool = False,
 ) -> Dict[str, Any]:
     """``image_select`` for every entry of the validated catalogue on one host: model name -> choice.
 
     An entry's own wish wins over ``defaults`` (backend, vllm_min_version,
     os, architecture_minimum from the play). A refusal names the model and
-    the host.
+    the host; with ``keep_refused`` it does not raise but is kept as the
+    model's entry (:func:`refusal`), so every model of every host can be
+    shown before the refused hosts stop.
     """
     matrix = matrix if matrix is not None else load_matrix()
     base = dict((key, value) for key, value in (defaults or {}).items() if value not in (None, ""))
@@ -820,7 +825,107 @@ def image_selection(
         try:
             selection[entry["name"]] = image_select(entry["profile"], host, wishes, matrix)
         except ImageSelectError as exc:
+            if keep_refused:
+                selection[entry["name"]] = refusal(str(exc), exc.rejected)
+                continue
             raise ImageSelectError("model %s on %s: %s" % (entry["name"], host_name, exc), exc.rejected) from None
         except ValueError as exc:
             raise ValueError("model %s on %s: %s" % (entry["name"], host_name, exc)) from None
     return selection
+
+
+def refusal(message: str, rejected: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
+    """A model's entry when its wish is refused: no backend, no image, the reason in ``refused``."""
+    return {"backend": None, "image": None, "refused": message, "reasons": [], "warnings": [], "rejected": rejected or []}
+
+
+# --------------------------------------------------------------------------- what a person reads
+
+SUMMARY_HOSTS = 5
+
+
+def _hosts_text(hosts: List[str], limit: int) -> str:
+    if len(hosts) <= limit:
+        return ", ".join(hosts)
+    return "%s and %d more" % (", ".join(hosts[:limit]), len(hosts) - limit)
+
+
+SOURCE_MIN = 25  # a parenthesis at least this long is a source or detail, left to the per-host view
+
+
+def _short(text: str) -> str:
+    """A reason as the summary shows it: without long parentheses (sources, details) and only up to the first "; "."""
+    kept = []  # type: List[str]
+    depth, start = 0, 0
+    for index, char in enumerate(text):
+        if char == "(":
+            if depth == 0:
+                start = index
+            depth += 1
+        elif char == ")" and depth:
+            depth -= 1
+            if depth == 0 and index - start < SOURCE_MIN:
+                kept.append(text[start : index + 1])
+        elif depth == 0:
+            kept.append(char)
+    short = re.sub(r" +([,;:]|\.(?!\.))", r"\1", re.sub(r" {2,}", " ", "".join(kept))).strip()
+    head, sep, _rest = short.partition("; ")
+    return head + (" ..." if sep else "")
+
+
+def _why(choice: Dict[str, Any]) -> str:
+    """The one sentence that says why a model is not served by vLLM (the first reason after the chip family)."""
+    if choice.get("backend") != "transformers":
+        return ""
+    reasons = choice.get("reasons") or []
+    why = _short(str(reasons[1])) if len(reasons) > 1 else ""
+    return why[:-1] if why.endswith(".") and not why.endswith("..") else why
+
+
+def _outcome_key(choice: Dict[str, Any]) -> Tuple[str, str, str]:
+    if choice.get("refused"):
+        return ("refused", "", _short(str(choice["refused"])))
+    return (str(choice.get("backend")), str(choice.get("image")), _why(choice))
+
+
+def selection_summary(outcomes: Dict[str, Dict[str, Any]], limit: int = SUMMARY_HOSTS) -> List[str]:
+    """One line per model over the whole play: which backend and image on which hosts, or why it is refused.
+
+    ``outcomes`` is host name -> that host's :func:`image_selection` result
+    (with ``keep_refused``), in inventory order. Hosts that share a model's
+    backend, image and reason share one clause; a model served by the
+    Transformers fallback says why vLLM is not used; warnings are counted.
+    Reasons are shortened (:func:`_short`: no sources, first clause only);
+    the per-host reasons and warnings are the detailed view. At most
+    ``limit`` host names are written per clause.
+    """
+    if not isinstance(outcomes, dict):
+        raise ValueError("outcomes must be a dict of host name to that host's image selection, got %s" % type(outcomes).__name__)
+    per_model = {}  # type: Dict[str, Dict[Tuple[str, str, str], Dict[str, Any]]]
+    for host, selection in outcomes.items():
+        if not isinstance(selection, dict):
+            raise ValueError("outcomes[%s] must be a dict of model name to its selection, got %s" % (host, type(selection).__name__))
+        for model, choice in selection.items():
+            if not isinstance(choice, dict):
+                raise ValueError("outcomes[%s][%s] must be a selection (a dict), got %s" % (host, model, type(choice).__name__))
+            group = per_model.setdefault(str(model), {}).setdefault(_outcome_key(choice), {"hosts": [], "warnings": 0})
+            group["hosts"].append(str(host))
+            group["warnings"] += len(choice.get("warnings") or [])
+    if not per_model:
+        return ["no models to select images for"]
+    lines = []
+    for model, groups in per_model.items():
+        clauses = []
+        for (backend, image, why), group in groups.items():
+            hosts = _hosts_text(group["hosts"], limit)
+            if backend == "refused":
+                clauses.append("REFUSED on %s: %s" % (hosts, why))
+                continue
+            clause = "%s %s on %s" % (backend, image, hosts)
+            if why:
+                clause += " (%s)" % why
+            if group["warnings"]:
+                clause += " [%d warning(s), -v shows them]" % group["warnings"]
+            clauses.append(clause)
+        lines.append("%s: %s" % (model, "; ".join(clauses)))
+    return lines

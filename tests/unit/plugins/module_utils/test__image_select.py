@@ -15,6 +15,9 @@ from ansible_collections.npu.fleet.plugins.module_utils._image_select import (
     ImageSelectError,
     host_family,
     image_select,
+    image_selection,
+    refusal,
+    selection_summary,
     transformers_build,
 )
 from ansible_collections.npu.fleet.plugins.module_utils._model_profile import profile_model
@@ -610,3 +613,135 @@ def test_unknown_cann_and_missing_base_chips_are_named():
     warnings = []
     transformers_build({"cann_version": "8.0.RC3"}, "310p", load_matrix(), warnings)
     assert warnings[0].startswith("the CANN 8.0.RC3 base image is published for 910b chips only, not 310p")
+
+
+# --------------------------------------------------------------------------- the catalogue on one host, refusals kept
+
+
+def _catalogue(tmp_path):
+    return [
+        {"name": "qwen3-8b", "profile": fixture_profile("Qwen__Qwen3-8B", tmp_path, dirname="q")},
+        {"name": "legacy", "profile": fixture_profile("Qwen__Qwen3-8B", tmp_path, dirname="l"), "image": QUAY + ":v0.11.0rc0"},
+    ]
+
+
+def test_a_refused_entry_raises_with_the_model_and_the_host(tmp_path):
+    with pytest.raises(
+        ImageSelectError, match=r"^model legacy on npu-a2-01: pinned image quay.io/ascend/vllm-ascend:v0.11.0rc0 is refused"
+    ):
+        image_selection(_catalogue(tmp_path), A2_CURRENT, host_name="npu-a2-01")
+
+
+def test_keep_refused_keeps_every_model_with_its_reason(tmp_path):
+    selection = image_selection(_catalogue(tmp_path), A2_CURRENT, host_name="npu-a2-01", keep_refused=True)
+    assert list(selection) == ["qwen3-8b", "legacy"]
+    assert selection["qwen3-8b"]["image"] == QUAY + ":v0.24.0rc1" and "refused" not in selection["qwen3-8b"]
+    legacy = selection["legacy"]
+    assert (legacy["backend"], legacy["image"]) == (None, None)
+    assert legacy["refused"].startswith(
+        "pinned image quay.io/ascend/vllm-ascend:v0.11.0rc0 is refused: v0.11.0rc0 is older than v0.14.0rc1"
+    )
+    assert legacy["rejected"][0]["codes"] == ["ARCH_TOO_OLD"]
+
+
+# --------------------------------------------------------------------------- the summary a person reads
+
+
+def _vllm(image, warnings=()):
+    return {"backend": "vllm", "image": image, "reasons": ["chip family a2 (...).", "selected %s." % image], "warnings": list(warnings)}
+
+
+def _transformers(image, why):
+    return {
+        "backend": "transformers",
+        "image": image,
+        "reasons": ["chip family a2 (...).", why, "backend transformers: ..."],
+        "warnings": [],
+    }
+
+
+def test_summary_is_one_line_per_model_grouping_hosts():
+    lines = selection_summary(
+        {
+            "npu-a2-01": {"qwen3-8b": _vllm(QUAY + ":v0.24.0rc1"), "glm-ocr": _transformers("npu-fleet/tf:1", "vLLM cannot serve it: X.")},
+            "npu-a2-02": {
+                "qwen3-8b": _vllm(QUAY + ":v0.24.0rc1", ["w1", "w2"]),
+                "glm-ocr": _transformers("npu-fleet/tf:1", "vLLM cannot serve it: X."),
+            },
+            "npu-a3-01": {
+                "qwen3-8b": _vllm(QUAY + ":v0.24.0rc1-a3"),
+                "glm-ocr": refusal("backend vllm was requested but no vLLM image fits: Y."),
+            },
+        }
+    )
+    assert lines == [
+        "qwen3-8b: vllm quay.io/ascend/vllm-ascend:v0.24.0rc1 on npu-a2-01, npu-a2-02 [2 warning(s), -v shows them]; "
+        "vllm quay.io/ascend/vllm-ascend:v0.24.0rc1-a3 on npu-a3-01",
+        "glm-ocr: transformers npu-fleet/tf:1 on npu-a2-01, npu-a2-02 (vLLM cannot serve it: X); "
+        "REFUSED on npu-a3-01: backend vllm was requested but no vLLM image fits: Y.",
+    ]
+
+
+def test_summary_tells_fallbacks_with_different_reasons_apart():
+    lines = selection_summary(
+        {
+            "a": {"m": _transformers("tf:1", "vLLM cannot serve it: architecture Z is not supported.")},
+            "b": {"m": _transformers("tf:1", "the host's driver/NNAL cannot run any image that supports the model: ...")},
+        }
+    )
+    assert lines == [
+        "m: transformers tf:1 on a (vLLM cannot serve it: architecture Z is not supported); "
+        "transformers tf:1 on b (the host's driver/NNAL cannot run any image that supports the model: ...)"
+    ]
+
+
+def test_summary_counts_hosts_past_the_limit():
+    outcomes = {"npu-%02d" % index: {"m": _vllm("img:1")} for index in range(1, 9)}
+    assert selection_summary(outcomes, limit=3) == ["m: vllm img:1 on npu-01, npu-02, npu-03 and 5 more"]
+
+
+def test_summary_of_a_real_selection(tmp_path):
+    outcome = image_selection(_catalogue(tmp_path), A2_CURRENT, keep_refused=True)
+    fallback = image_selection([{"name": "glm-ocr", "profile": _glm_ocr_profile(tmp_path)}], A2_CURRENT)
+    lines = selection_summary({"npu-a2-01": dict(outcome, **fallback)})
+    assert lines[0] == "qwen3-8b: vllm quay.io/ascend/vllm-ascend:v0.24.0rc1 on npu-a2-01"
+    assert lines[1].startswith("legacy: REFUSED on npu-a2-01: pinned image quay.io/ascend/vllm-ascend:v0.11.0rc0 is refused: ")
+    assert (
+        lines[2].startswith("glm-ocr: transformers ")
+        and " on npu-a2-01 (vLLM cannot serve it: architecture GlmOcrForConditionalGeneration" in lines[2]
+    )
+
+
+def test_summary_without_models_says_so():
+    assert selection_summary({}) == ["no models to select images for"]
+    assert selection_summary({"npu-a2-01": {}}) == ["no models to select images for"]
+
+
+@pytest.mark.parametrize(
+    "outcomes, message",
+    [
+        (["npu-a2-01"], "outcomes must be a dict of host name to that host's image selection, got list"),
+        ({"h": ["m"]}, r"outcomes\[h\] must be a dict of model name to its selection, got list"),
+        ({"h": {"m": "vllm"}}, r"outcomes\[h\]\[m\] must be a selection \(a dict\), got str"),
+    ],
+)
+def test_summary_input_must_be_shaped_like_selections(outcomes, message):
+    with pytest.raises(ValueError, match=message):
+        selection_summary(outcomes)
+
+
+def test_summary_leaves_sources_and_further_clauses_to_the_detailed_view():
+    why = (
+        "the host's driver/NNAL cannot run any image that supports the model: the newest such image, img:2, is rejected "
+        "because host driver 24.1.0.1 is older than 25.2, the oldest HDK that CANN 9.1.0 (in v0.24.0rc1) supports "
+        "(CANN 9.1.0 release notes (hiascend.com, 'Compatibility'): 9.1.X not on 25.0.X); host NNAL 8.5.1 is older."
+    )
+    lines = selection_summary(
+        {"h": {"m": _transformers("tf:1", why), "p": refusal("pinned image x is refused: too old (a long source, with its date, 2026).")}}
+    )
+    assert lines == [
+        "m: transformers tf:1 on h (the host's driver/NNAL cannot run any image that supports the model: the newest such "
+        "image, img:2, is rejected because host driver 24.1.0.1 is older than 25.2, the oldest HDK that CANN 9.1.0 "
+        "(in v0.24.0rc1) supports ...)",
+        "p: REFUSED on h: pinned image x is refused: too old.",
+    ]
