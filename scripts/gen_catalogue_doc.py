@@ -90,6 +90,11 @@ def render_doc(catalogue):
         "`extra_args` may not set the flags npu.fleet sets from the plan (%s)."
         % ", ".join("`%s`" % flag for flag in catalogue.PLAN_OWNED_FLAGS),
         "",
+        "Rules between entries: no two names give the same container name (`a/b` and `a-b` both become",
+        "`npu-fleet-a-b-<replica>`: Docker refuses `/`); no two entries set the same `gateway_port`; the ports of",
+        "two entries with `port` (`port` .. `port` + `replicas` - 1) do not overlap unless their `hosts` or `labels`",
+        "keep them on different hosts.",
+        "",
         'Text values are turned into their types (`"2"` -> 2, `"yes"` -> true), as extra vars and AWX survey',
         "answers arrive as text. Where a default is `-`, the reader decides: image selection takes the",
         "`image_select_*` role variables, the planner computes ports, context and memory (docs/placement.md).",

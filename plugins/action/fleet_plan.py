@@ -183,7 +183,10 @@ class ActionModule(ActionBase):
         try:
             hosts = assemble_hosts(hostvars, [str(name) for name in names], args["hosts"])
             if not hosts:
-                raise AnsibleActionFail("no hosts to plan for: run in a play over the NPU hosts, or give 'hosts' or 'inventory_hosts'")
+                raise AnsibleActionFail(
+                    "no hosts to plan for: the play runs over no NPU host (is the npu_hosts group missing or empty in the "
+                    "inventory?); add the Ascend hosts to npu_hosts, or give 'hosts' or 'inventory_hosts'"
+                )
             current = plain(args["current"]) if args["current"] is not None else running_from_vars(hostvars, list(hosts))
             planned = plan(
                 hosts,

@@ -24,6 +24,7 @@ from play variables (``image_select_backend``) keep working.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.npu.fleet.plugins.module_utils._compat_data import VllmVersionError, vllm_version_key
@@ -415,7 +416,11 @@ def _check_fields(entry: Dict[str, Any], fields: Tuple[Field, ...], where: str) 
     known = dict((field.name, field) for field in fields)
     unknown = sorted(str(key) for key in entry if key not in known)
     if unknown:
-        raise CatalogueError("%s: unknown field(s) %s; allowed: %s (see docs/catalogue.md)" % (where, ", ".join(unknown), ", ".join(known)))
+        named = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, list(known), 1)
+            named.append("%s (did you mean %s?)" % (key, close[0]) if close else key)
+        raise CatalogueError("%s: unknown field(s) %s; allowed: %s (see docs/catalogue.md)" % (where, ", ".join(named), ", ".join(known)))
     return dict((key, _coerce(known[key], value, where)) for key, value in entry.items() if value is not None)
 
 
@@ -445,8 +450,82 @@ def validate_entry(entry: Any, index: int = 0) -> Dict[str, Any]:
     return clean
 
 
+def _container_key(name: str) -> str:
+    """The model part of the container name the serve role gives a replica (``_replica.container_name``)."""
+    # Imported here: _replica imports this module for PLAN_OWNED_FLAGS.
+    from ansible_collections.npu.fleet.plugins.module_utils._replica import container_name
+
+    return container_name(name, 0)
+
+
+def _where(index: int, entry: Dict[str, Any]) -> str:
+    return "npu_fleet_models[%d] (%s)" % (index, entry["name"])
+
+
+def _may_share_a_host(first: Dict[str, Any], second: Dict[str, Any]) -> bool:
+    """False only when the entries' hosts lists or labels exclude each other."""
+    if first.get("hosts") is not None and second.get("hosts") is not None and not set(first["hosts"]) & set(second["hosts"]):
+        return False
+    labels, other = first.get("labels") or {}, second.get("labels") or {}
+    return all(labels[key] == other[key] for key in set(labels) & set(other))
+
+
+def _port_block(entry: Dict[str, Any]) -> Tuple[int, int]:
+    """Host ports a pinned entry's replicas take: port, port + 1, ... (one per replica)."""
+    return entry["port"], entry["port"] + entry.get("replicas", default_of("replicas")) - 1
+
+
+def _check_between_entries(entries: List[Dict[str, Any]]) -> None:
+    """Rules across entries: container names, pinned replica ports and gateway ports do not collide."""
+    containers = {}  # type: Dict[str, int]
+    gateways = {}  # type: Dict[int, int]
+    for index, entry in enumerate(entries):
+        key = _container_key(entry["name"])
+        if key in containers:
+            first = containers[key]
+            raise CatalogueError(
+                "%s and %s both get the container name %s (characters Docker refuses in a name become '-'), so the "
+                "second would replace the first on a host; rename one of them"
+                % (_where(first, entries[first]), _where(index, entry), key.rsplit("-", 1)[0] + "-<replica>")
+            )
+        containers[key] = index
+        port = entry.get("gateway_port")
+        if port is not None:
+            if port in gateways:
+                raise CatalogueError(
+                    "%s and %s both set gateway_port %d, and every gateway serves every model; change gateway_port "
+                    "of one of them (or remove it to get a free one)"
+                    % (_where(gateways[port], entries[gateways[port]]), _where(index, entry), port)
+                )
+            gateways[port] = index
+    pinned = [(index, entry) for index, entry in enumerate(entries) if entry.get("port") is not None and entry.get("replicas") != 0]
+    for position, (index, entry) in enumerate(pinned):
+        low, high = _port_block(entry)
+        for other_index, other in pinned[:position]:
+            other_low, other_high = _port_block(other)
+            if low <= other_high and other_low <= high and _may_share_a_host(entry, other):
+                raise CatalogueError(
+                    "%s pins %s and %s pins %s (port counts up per replica): they overlap, and two "
+                    "replicas on one host cannot listen on one port; change port of %s (or remove it to let the "
+                    "planner choose), or keep the two on different hosts with hosts or labels"
+                    % (
+                        _where(other_index, other),
+                        _span(other_low, other_high),
+                        _where(index, entry),
+                        _span(low, high),
+                        entry["name"],
+                    )
+                )
+
+
+def _span(low: int, high: int) -> str:
+    return "port %d" % low if low == high else "ports %d-%d" % (low, high)
+
+
 def validate_catalogue(models: Any) -> List[Dict[str, Any]]:
-    """Every entry validated; names unique. The input is not modified."""
+    """Every entry validated; names unique, and entries do not collide (``_check_between_entries``).
+
+    The input is not modified."""
     if models is None:
         raise CatalogueError(
             "npu_fleet_models is not set: give the list of models to serve (inventory group_vars or "
@@ -468,4 +547,5 @@ def validate_catalogue(models: Any) -> List[Dict[str, Any]]:
             )
         seen[clean["name"]] = index
         result.append(clean)
+    _check_between_entries(result)
     return result

@@ -72,6 +72,9 @@ CONTEXT_KEYS = (
 )
 # vLLM's fallback when none of CONTEXT_KEYS is present.
 DEFAULT_CONTEXT = 2048
+# More decoder layers than any published model has (DeepSeek-V3 61, Kimi K2 61, GLM-5 78, Llama 3.1 405B 126):
+# a larger num_hidden_layers is a corrupt or wrong config.json, and the KV arithmetic would quietly scale with it.
+MAX_LAYERS = 1000
 
 DTYPE_BYTES = {
     "float64": 8,
@@ -122,6 +125,8 @@ def _read_json(path: str, required: bool = True) -> Optional[Dict[str, Any]]:
         colno = getattr(exc, "colno", "?")
         msg = getattr(exc, "msg", str(exc))
         raise ModelProfileError("%s: invalid JSON at line %s column %s: %s" % (path, lineno, colno, msg))
+    except RecursionError:
+        raise ModelProfileError("%s: JSON nested too deeply to read (a corrupt or hostile file); replace it with the published one" % path)
     if not isinstance(data, dict):
         raise ModelProfileError("%s: expected a JSON object, found %s" % (path, type(data).__name__))
     return data
@@ -336,6 +341,12 @@ def _effective_context(
     ``original_max_position_embeddings`` when --max-model-len is not given.
     """
     present = [(text[k], k) for k in CONTEXT_KEYS if isinstance(text.get(k), int) and not isinstance(text.get(k), bool)]
+    for value, key in present:
+        if value <= 0:
+            raise ModelProfileError(
+                "%s: field '%s' is %d, but a context length must be a positive number of tokens; set it to the "
+                "model's real context (the published config.json has it)" % (where, key, value)
+            )
     if present:
         native, key = min(present)
     else:
@@ -352,10 +363,20 @@ def _effective_context(
             factor = rope["factor"] if rope["factor"] is not None else 1.0
             if rope_type == "yarn":
                 original = rope["original_max_position_embeddings"]
-                if not isinstance(original, int):
+                if not isinstance(original, int) or isinstance(original, bool):
                     raise ModelProfileError("%s: rope_scaling type yarn lacks 'original_max_position_embeddings'" % where)
+                if original <= 0:
+                    raise ModelProfileError(
+                        "%s: rope_scaling original_max_position_embeddings is %d, but a context length must be a positive "
+                        "number of tokens; fix rope_scaling in the config" % (where, original)
+                    )
                 derived = float(original)
                 rule = "yarn: original_max_position_embeddings=%d" % original
+            if factor <= 0:
+                raise ModelProfileError(
+                    "%s: rope_scaling factor is %r, but it multiplies the context length and must be positive; "
+                    "fix rope_scaling in the config (1 means no scaling)" % (where, factor)
+                )
             if factor != 1.0:
                 derived *= factor
                 rule += " x factor %g" % factor
@@ -990,6 +1011,20 @@ def profile_model(path: str, dtype: Optional[str] = None) -> Dict[str, Any]:
     is assumed to use the same dtype (vLLM ``kv_cache_dtype=auto``).
     Raises ModelProfileError naming the file for every unreadable input.
     """
+    if dtype and _normalise_dtype(dtype) != "auto":
+        dtype_bytes(dtype)  # an unknown override is the caller's ValueError, not the config's
+    try:
+        return _profile_model(path, dtype)
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, ZeroDivisionError, OverflowError) as exc:
+        # The field checks above name the field; a value of a type no check foresaw (a list where a
+        # number belongs, a string in a per-layer list) still ends here, never in a traceback.
+        raise ModelProfileError(
+            "%s: a field holds a value of an unexpected type or size (%s: %s); compare the config with the "
+            "model's published config.json" % (os.path.join(path, CONFIG_FILE), type(exc).__name__, exc)
+        ) from None
+
+
+def _profile_model(path: str, dtype: Optional[str]) -> Dict[str, Any]:
     if not os.path.isdir(path):
         raise ModelProfileError("%s: not a directory" % path)
     config_path = os.path.join(path, CONFIG_FILE)
@@ -1001,6 +1036,12 @@ def profile_model(path: str, dtype: Optional[str] = None) -> Dict[str, Any]:
     warnings = []  # type: List[str]
 
     layers = _positive_int(text, ("num_hidden_layers", "num_layers", "n_layer"), where)
+    if layers > MAX_LAYERS:
+        key = _first(text, ("num_hidden_layers", "num_layers", "n_layer"))[1]
+        raise ModelProfileError(
+            "%s: field '%s' is %d, more layers than any served model has (at most %d accepted): the config is corrupt "
+            "or belongs to another checkpoint; replace it with the published config.json" % (where, key, layers, MAX_LAYERS)
+        )
     heads = _positive_int(text, ("num_attention_heads", "n_head", "num_heads"), where)
     hidden = _positive_int(text, ("hidden_size", "n_embd", "d_model"), where)
     vocab = _positive_int(text, ("vocab_size", "padded_vocab_size"), where, required=False)

@@ -170,9 +170,27 @@ class NpuFacts:
             table = parse_info(text)
         except NpuSmiParseError as error:
             raise NpuFactsError("could not parse %s as npu-smi info output: %s" % (path, error)) from None
+        self._warn_unconfirmed(path, table)
         facts = dict.fromkeys(FACT_KEYS)
         facts.update(self._chip_facts(table, table["chips"]))
         return facts
+
+    def _warn_unconfirmed(self, path, table):
+        """A saved table whose process part does not report every NPU cannot prove it lists every chip.
+
+        npu-smi always ends ``info`` with the process table, one line or more per NPU; a
+        capture without it (or with it cut) may have been cut at a border between NPUs,
+        which parses as a smaller host. Live output is refused for this (_require_processes).
+        """
+        missing = sorted({chip["npu_id"] for chip in table["chips"] if chip["processes"] is None})
+        if not missing:
+            return
+        what = "has no process table" if not table["process_table"] else "reports no processes for NPU %s" % ", ".join(map(str, missing))
+        self.warn(
+            "npu_smi_info_file %s on host %s %s, so nothing confirms that its %d chip(s) are all the host has: a "
+            "capture cut at a border between NPUs reads as a smaller host. Save the complete `npu-smi info` output "
+            "(it ends with the process table) or run without npu_smi_info_file" % (path, platform.node() or "?", what, len(table["chips"]))
+        )
 
     def from_host(self):
         npu_smi = NpuSmi(self.run, self._npu_smi_path())

@@ -389,6 +389,10 @@ class _TableReader:
         self.noise: Optional[Line] = None
         self.in_processes = False
         self.elided = False
+        # The first border after the last chip's second row: "=" ends an NPU, "-" is the
+        # border between two chips of one NPU (A3 dies, 300I Duo chips), so another chip
+        # of that NPU must follow. Every sample ends its chip rows with "=".
+        self.after_chip: Optional[Tuple[str, Line]] = None
 
     def feed(self, line: Line) -> None:
         text = line[1].strip()
@@ -422,7 +426,19 @@ class _TableReader:
             raise _fail("chip row is cut short: its second line is missing", self.pending)
         if self.noise is not None:
             raise _fail("text inside the npu-smi table", self.noise)
+        if self.last_kind == "row2":
+            self.after_chip = ("=" if "=" in line[1] else "-", line)
         self.last_kind = "border"
+
+    def _check_npu_complete(self) -> None:
+        """Chip rows that end with the border between two chips of one NPU lack that NPU's next chip."""
+        if not self.in_processes and self.after_chip is not None and self.after_chip[0] == "-" and self.chips:
+            last = self.chips[-1]
+            raise _fail(
+                "chip rows end with the border between two chips of NPU %s (after chip %s): the rest of that NPU is "
+                "missing, so the output was cut (truncated?)" % (last["npu_id"], last["chip_id"]),
+                self.after_chip[1],
+            )
 
     def _noise(self, line: Line) -> None:
         """A line that is not part of a table: fine after the table, fatal inside it."""
@@ -457,6 +473,7 @@ class _TableReader:
             raise _fail("chip row is cut short: its second line is missing", self.pending)
         if not self.in_processes and self.last_kind == "row2":
             raise _fail("chip rows end without a border line", line)
+        self._check_npu_complete()
         self.in_processes = True
 
     def finish(self, last: Line) -> None:
@@ -466,6 +483,7 @@ class _TableReader:
             raise _fail("npu-smi info table has no chip rows", last)
         if self.last_kind in ("row2", "process", "process-header"):
             raise _fail("output ends before the closing border of the table (truncated?)", last)
+        self._check_npu_complete()
 
 
 def _attach_processes(chips: List[Dict[str, Any]], table: _ProcessTable, elided: bool) -> None:

@@ -104,6 +104,10 @@ def _read_header(path: str) -> Tuple[Dict[str, Any], int, Tuple[int, int, int]]:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ModelProfileError("%s: safetensors header is not valid JSON: %s" % (path, exc))
+    except RecursionError:
+        raise ModelProfileError(
+            "%s: safetensors header is JSON nested too deeply to read (a corrupt or hostile file); download the shard again" % path
+        )
     if not isinstance(header, dict):
         raise ModelProfileError("%s: safetensors header is not a JSON object" % path)
     totals = tensor_totals(path, header)
@@ -132,11 +136,17 @@ def tensor_totals(path: str, header: Dict[str, Any]) -> Tuple[int, int, int]:
             continue
         try:
             begin, stop = entry["data_offsets"]
-            count = 1
-            for dim in entry["shape"]:
-                count *= dim
+            shape = list(entry["shape"])
         except (TypeError, KeyError, ValueError):
             raise ModelProfileError("%s: tensor %r needs 'shape' and 'data_offsets' [begin, end]" % (path, name))
+        if not all(_is_int(dim) and dim >= 0 for dim in shape):
+            raise ModelProfileError(
+                "%s: tensor %r has shape %r; every dimension must be a whole number >= 0 (a corrupt header: "
+                "download the shard again)" % (path, name, entry["shape"])
+            )
+        count = 1
+        for dim in shape:
+            count *= dim
         if not (_is_int(begin) and _is_int(stop) and _is_int(count)) or stop < begin:
             raise ModelProfileError("%s: tensor %r has no valid data_offsets [begin, end]" % (path, name))
         total += stop - begin

@@ -21,8 +21,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.npu.fleet.plugins.module_utils._busy import foreign_processes
 from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan.inputs import (
+    AUTO,
     FAMILIES,
     HOST_FIELDS,
+    TP_SIZES,
     PlacementError,
     _as_bool,
     _as_int,
@@ -239,7 +241,7 @@ def _validate_host(name: str, spec: Any, ours: Dict[str, Dict[str, Any]], defaul
     if spec.get("port_range") is None:
         host.port_low, host.port_high = default_range
     else:
-        host.port_low, host.port_high = _parse_port_range(spec.get("port_range"), where + ": port_range")
+        host.port_low, host.port_high = _parse_port_range(spec.get("port_range"), where + ": port_range (fleet_plan_port_range)")
     used = spec.get("used_ports") or []
     if not isinstance(used, (list, tuple)):
         raise PlacementError("%s: used_ports must be a list of port numbers" % where)
@@ -347,6 +349,7 @@ def _check_references(catalogue: List[_Model], fleet: Dict[str, _Host], known_ho
                     "%s: hosts names %s, not in the fleet (%s); fix the name or add the host to the "
                     "inventory" % (model.where(), ", ".join(unknown), ", ".join(sorted(fleet)) or "empty")
                 )
+        _check_tp_hardware(model, fleet, known_hosts)
         if model.port is not None and fleet:
             allowed = [host for host in fleet.values() if model.hosts is None or host.name in model.hosts]
             if allowed and not any(host.port_low <= model.port <= host.port_high for host in allowed):
@@ -355,6 +358,46 @@ def _check_references(catalogue: List[_Model], fleet: Dict[str, _Host], known_ho
                     "%s: port %d is outside the port range of every host (%s); pick a port inside "
                     "or widen port_range" % (model.where(), model.port, ", ".join(ranges))
                 )
+
+
+def largest_group(host: _Host) -> int:
+    """The most chips one replica can span on the host: its largest interconnect group, or on an
+    8-chip 910A server the whole server (the planner's rule in search._find_exclusive)."""
+    group = max([sum(len(unit) for unit in group) for group in host.groups] or [0])
+    return len(host.chips) if host.family == "910a" and len(host.chips) == 8 else group
+
+
+def _check_tp_hardware(model: _Model, fleet: Dict[str, _Host], known_hosts: List[str]) -> None:
+    """A fixed tensor_parallel_size that no host the model may use could ever give is an input error.
+
+    Only when every such host is planned in this run and reported its chips (a host
+    left out by --limit, or whose discovery failed, might still have them); a host
+    that has the chips but not free ones leaves the replica unplaced instead.
+    """
+    if model.tp == AUTO:
+        return
+    allowed = [name for name in (model.hosts if model.hosts is not None else sorted(set(fleet) | set(known_hosts)))]
+    hosts = [fleet.get(name) for name in allowed]
+    if not hosts or any(host is None or not host.chips for host in hosts):
+        return
+    hosts = [host for host in hosts if all(host.labels.get(label) == wanted for label, wanted in model.labels.items())]
+    if not hosts or any(largest_group(host) >= alloc_size(host.family, model.tp) for host in hosts):
+        return
+    best = max(hosts, key=largest_group)
+    fits = [tp for tp in TP_SIZES if any(largest_group(host) >= alloc_size(host.family, tp) for host in hosts)]
+    raise PlacementError(
+        "%s: tensor_parallel_size %d needs %d chips in one interconnect group of one host, but the hosts it may use "
+        "have at most %d (%s, %s chips); set tensor_parallel_size to %s, or add a larger host"
+        % (
+            model.where(),
+            model.tp,
+            alloc_size(best.family, model.tp),
+            largest_group(best),
+            best.name,
+            best.family,
+            " or ".join(str(tp) for tp in fits + ["auto"]),
+        )
+    )
 
 
 def _mark_our_ports(running: List[Dict[str, Any]], fleet: Dict[str, _Host]) -> None:

@@ -112,10 +112,12 @@ def _parse_port_range(value: Any, where: str) -> Tuple[int, int]:
     else:
         match = _PORT_RANGE_RE.match(str(value))
         if not match:
-            raise PlacementError("%s must look like '18000-18999', got %r" % (where, value))
+            raise PlacementError("%s must look like '18000-18999' (low-high), got %r" % (where, value))
         low, high = int(match.group(1)), int(match.group(2))
+    if low > high and 1 <= high <= low <= 65535:
+        raise PlacementError("%s %r is reversed (low > high); write it as %d-%d" % (where, value, high, low))
     if not 1 <= low <= high <= 65535:
-        raise PlacementError("%s must be a range within 1-65535 with low <= high, got %r" % (where, value))
+        raise PlacementError("%s must be a range within 1-65535 with low <= high, such as '18000-18999', got %r" % (where, value))
     return low, high
 
 

@@ -21,7 +21,7 @@ import re
 
 from typing import Any, Dict, List, Optional, Tuple
 
-from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan.fleet import _Chip, _Host, alloc_size
+from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan.fleet import _Chip, _Host, alloc_size, largest_group
 from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan.inputs import (
     AUTO,
     DEFAULT_UTILIZATION,
@@ -152,6 +152,18 @@ def _no_fit_reason(planner: _Planner, model: _Model, hosts: List[_Host]) -> str:
     memories = [chip.memory_mb for chip in host.chips if chip.usable]
     if not memories:
         return "no usable chip on the hosts it may use"
+    if model.tp != AUTO and not any(largest_group(item) >= alloc_size(item.family, model.tp) for item in hosts):
+        widest = max(hosts, key=largest_group)
+        return (
+            "tensor_parallel_size %d needs %d chips in one interconnect group of one host; the hosts it may use have at most %d (%s); "
+            "set tensor_parallel_size: auto or a smaller size"
+            % (
+                model.tp,
+                alloc_size(widest.family, model.tp),
+                largest_group(widest),
+                widest.name,
+            )
+        )
     sizes = [model.tp] if model.tp != AUTO else [tp for tp in TP_SIZES if alloc_size(host.family, tp) <= len(host.chips)]
     tp = max(sizes or [1])
     util = model.util_milli or int(DEFAULT_UTILIZATION * 1000)

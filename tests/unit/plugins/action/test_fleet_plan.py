@@ -234,3 +234,17 @@ def test_module_fails_without_the_action_plugin(tmp_path):
     proc = subprocess.run([sys.executable, module, str(args)], env=env, capture_output=True, text=True, check=False, timeout=60)
     assert proc.returncode == 1
     assert "runs on the controller as an action plugin" in json.loads(proc.stdout)["msg"]
+
+
+def test_no_npu_host_to_plan_for_names_the_group(tmp_path):
+    """An inventory whose npu_hosts group is missing or empty: the planner says which group to fill."""
+    inventory = local_inventory([])
+    del inventory["all"]["children"]
+    (tmp_path / "play.yml").write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - npu.fleet.fleet_plan:\n        models: []\n        inventory_hosts: \"{{ groups['npu_hosts'] | default([]) }}\"\n"
+    )
+    proc = run_playbook(tmp_path, tmp_path / "play.yml", inventory)
+    assert proc.returncode == 2, proc.stdout
+    assert "no hosts to plan for: the play runs over no NPU host (is the npu_hosts group missing or empty" in proc.stdout
+    assert "add the Ascend hosts to npu_hosts" in proc.stdout

@@ -275,10 +275,14 @@ def test_300i_duo_keeps_cards_whole_for_two_chips_and_fills_half_cards_first(qwe
 
 def test_interconnect_groups_override(qwen8):
     host = a2_host(count=4, interconnect_groups=[["/dev/davinci0", "/dev/davinci1"], ["/dev/davinci2", "/dev/davinci3"]])
-    result = plan({"pcie": host}, [model("q8", qwen8, tensor_parallel_size=4)])
+    # TP4 over groups of 2 is a size the hardware cannot give: an input error, not an unplaced replica
+    with pytest.raises(PlacementError, match=r"tensor_parallel_size 4 needs 4 chips .* at most 2 \(pcie, 910b chips\)"):
+        plan({"pcie": host}, [model("q8", qwen8, tensor_parallel_size=4)])
+    busy(host, 2)
+    result = plan({"pcie": host}, [model("q8", qwen8, tensor_parallel_size=2), model("q8b", qwen8, tensor_parallel_size=2)])
     assert (
-        result["placements"] == []
-        and "largest free group is 2; chips of the hosts it may use - pcie: 4 free" in result["unplaced"][0]["reason"]
+        len(result["placements"]) == 1
+        and "largest free group is 1; chips of the hosts it may use - pcie: 1 free, 2 chips run q8#0" in result["unplaced"][0]["reason"]
     )
 
 
@@ -742,8 +746,9 @@ def test_a_path_is_profiled_on_the_controller_and_a_bad_one_named(tmp_path, qwen
     "host, message",
     [
         ({"chips": [], "gpus": 1}, "host n1: unknown field(s) gpus"),
-        ({"chips": [], "port_range": "19000-18000"}, "host n1: port_range must be a range within 1-65535 with low <= high"),
-        ({"chips": [], "port_range": "lots"}, "host n1: port_range must look like '18000-18999'"),
+        ({"chips": [], "port_range": "19000-18000"}, "host n1: port_range (fleet_plan_port_range) '19000-18000' is reversed"),
+        ({"chips": [], "port_range": "18000-70000"}, "host n1: port_range (fleet_plan_port_range) must be a range within 1-65535"),
+        ({"chips": [], "port_range": "lots"}, "host n1: port_range (fleet_plan_port_range) must look like '18000-18999'"),
         ({"chips": [], "used_ports": [70000]}, "host n1: used_ports must be an integer 1..65535, got 70000"),
         ({"chips": [], "family": "gpu"}, "host n1: family 'gpu' is not one of 910b, 910a, a3, 310p, 950, other"),
         ({"chips": [chip(0), chip(0)]}, "host n1: device /dev/davinci0 is listed twice in chips"),

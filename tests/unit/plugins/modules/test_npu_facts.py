@@ -355,6 +355,35 @@ def test_saved_output_without_process_table(tmp_path, capsys):
     assert (chip["npu_id"], chip["logic_id"], chip["power_w"], chip["processes"]) == (2144, 0, None, None)
 
 
+def test_saved_output_cut_at_an_npu_border_warns_naming_file_and_host(tmp_path, capsys, warned):
+    """Issue #17: a capture cut after NPU 2 parses as a 3-chip host; nothing in it can prove otherwise."""
+    saved = tmp_path / "npu-smi-info.txt"
+    saved.write_text("\n".join(read("info-910b4-8npu-25.0.rc1.1-01.txt").splitlines()[:15]) + "\n")
+    facts = run(capsys, {"npu_smi_info_file": str(saved)})["ansible_facts"]["npu"]
+    assert facts["chip_count"] == 3
+    assert len(warned) == 1 and warned[0].startswith(
+        "npu_smi_info_file %s on host %s has no process table, so nothing confirms that its 3 chip(s) are all the host has"
+        % (saved, platform.node())
+    )
+    assert "Save the complete `npu-smi info` output" in warned[0]
+
+
+def test_saved_output_cut_inside_the_process_table_warns(tmp_path, capsys, warned):
+    saved = tmp_path / "npu-smi-info.txt"
+    lines = read("info-910b4-8npu-25.0.rc1.1-01.txt").splitlines()
+    cut = next(index for index, line in enumerate(lines) if "in NPU 3 " in line) + 2
+    saved.write_text("\n".join(lines[:cut]) + "\n")
+    assert run(capsys, {"npu_smi_info_file": str(saved)})["ansible_facts"]["npu"]["chip_count"] == 8
+    assert len(warned) == 1 and "reports no processes for NPU 4, 5, 6, 7" in warned[0]
+
+
+def test_complete_saved_output_does_not_warn(tmp_path, capsys, warned):
+    saved = tmp_path / "npu-smi-info.txt"
+    saved.write_text(read("info-910b4-8npu-25.0.rc1.1-01.txt"))
+    assert run(capsys, {"npu_smi_info_file": str(saved)})["ansible_facts"]["npu"]["chip_count"] == 8
+    assert warned == []
+
+
 def test_saved_output_that_does_not_parse(tmp_path, capsys):
     saved = tmp_path / "npu-smi-info.txt"
     saved.write_text(read("error-invalid-card-id-fixture-01.txt"))
