@@ -172,8 +172,38 @@ def _names_read_by_example_inventory():
     return names
 
 
+def _names_read_by_plugins():
+    """npu_fleet_* names the controller-side plugins read from the task's variables (the report_dir lookup)."""
+    names = set()
+    for path in glob.glob(os.path.join(REPO_ROOT, "plugins", "lookup", "*.py")) + glob.glob(
+        os.path.join(REPO_ROOT, "plugins", "action", "*.py")
+    ):
+        with open(path, encoding="utf-8") as handle:
+            names |= set(re.findall(r"""(?:variables|task_vars)\.get\(["'](npu_fleet_[a-z0-9_]+)["']""", handle.read()))
+    return names
+
+
+def _aliases():
+    """npu_fleet_* name -> the role variable whose default reads it (``fleet_status_timeout: "{{ npu_fleet_status_timeout | default(30) }}"``)."""
+    aliases = {}
+    for path in glob.glob(os.path.join(REPO_ROOT, "roles", "*", "defaults", "main.yml")):
+        for key, value in (_load_yaml(path) or {}).items():
+            match = re.match(r"^\{\{\s*(npu_fleet_[a-z0-9_]+)\b", value) if isinstance(value, str) else None
+            if match:
+                aliases[match.group(1)] = key
+    return aliases
+
+
+def _names_read_by_playbooks_only():
+    names = set()
+    for path in glob.glob(os.path.join(REPO_ROOT, "playbooks", "*.yml")):
+        names |= _jinja_names(_load_yaml(path))
+    return names
+
+
 ROLE_OPTIONS = _role_options()
-ACCEPTED = set(ROLE_OPTIONS) | _names_read_by_roles_and_playbooks()
+ALIASES = _aliases()
+ACCEPTED = set(ROLE_OPTIONS) | _names_read_by_roles_and_playbooks() | _names_read_by_plugins()
 
 
 def _survey(name):
@@ -191,6 +221,8 @@ def test_the_variable_lookup_is_not_empty():
     assert {"preflight_strict", "serve_rollback", "serve_api_key", "health_probe_wait", "report_dir"} <= set(ROLE_OPTIONS)
     assert {"npu_fleet_report_dir", "npu_fleet_models", "npu_fleet_drain_timeout"} <= ACCEPTED
     assert "npu_fleet_no_such_setting" not in ACCEPTED
+    assert "npu_fleet_report_dir" in _names_read_by_plugins()
+    assert ALIASES["npu_fleet_status_timeout"] == "fleet_status_timeout"
     assert "npu_fleet_models_selected" not in _names_read_by_roles_and_playbooks()
     assert INVENTORY_VARIABLES <= _names_read_by_example_inventory()
 
@@ -224,7 +256,7 @@ def test_the_rules_reject_a_duplicate_variable_and_an_empty_spec():
 
 
 def test_configure_applies_every_survey_file():
-    assert [os.path.basename(path) for path in SURVEYS] == ["deploy.json", "plan.json"]
+    assert [os.path.basename(path) for path in SURVEYS] == ["deploy.json", "plan.json", "status.json", "undeploy.json"]
     with open(CONFIGURE, encoding="utf-8") as handle:
         text = handle.read()
     used = set(re.findall(r"survey: (\w+\.json)", text)) | set(re.findall(r"'/(\w+\.json)'", text))
@@ -252,22 +284,25 @@ def test_survey_answers_have_the_type_the_roles_expect(path):
         questions = json.load(handle)["spec"]
     checked = 0
     for item in questions:
-        spec = ROLE_OPTIONS.get(item["variable"])
+        spec = ROLE_OPTIONS.get(item["variable"]) or ROLE_OPTIONS.get(ALIASES.get(item["variable"]))
         if spec is None:
+            # Only a variable the playbooks, a plugin or the inventory read (undeploy's selection, the report
+            # directory, the model selection) may lack a role's argument spec.
+            assert item["variable"] in _names_read_by_playbooks_only() | _names_read_by_plugins() | INVENTORY_VARIABLES, item["variable"]
             continue
         checked += 1
         if spec["type"] == "bool":
             # AWX has no boolean question: a choice of texts that Ansible's bool conversion reads.
             assert item["type"] == "multiplechoice"
             assert sorted(boolean(choice) for choice in _choices(item)) == [False, True]
-        elif spec["type"] == "int":
-            assert item["type"] == "integer"
+        elif spec["type"] in ("int", "float"):
+            assert item["type"] in ("integer", "float") if spec["type"] == "float" else item["type"] == "integer"
         else:
             assert spec["type"] in ("str", "path") and item["type"] in ("text", "textarea", "password", "multiplechoice")
-    assert checked > 0
+    assert checked > 0 or os.path.basename(path) == "undeploy.json"
 
 
-@pytest.mark.parametrize("path", SURVEYS, ids=os.path.basename)
+@pytest.mark.parametrize("path", [path for path in SURVEYS if os.path.basename(path) in ("deploy.json", "plan.json")], ids=os.path.basename)
 def test_model_choices_are_the_example_catalogue(path):
     with open(path, encoding="utf-8") as handle:
         (question,) = [item for item in json.load(handle)["spec"] if item["variable"] == "npu_fleet_models_selected"]
@@ -296,7 +331,12 @@ def test_job_templates_run_the_root_playbooks_and_prompt_for_limit():
     missing = [item["playbook"] for item in templates.values() if not os.path.isfile(os.path.join(REPO_ROOT, item["playbook"]))]
     assert missing == []
     assert task["awx.awx.job_template"]["ask_limit_on_launch"] is True
-    assert templates["deploy"]["survey"] == "deploy.json" and templates["plan"]["survey"] == "plan.json"
+    assert dict((name, item["survey"]) for name, item in templates.items()) == {
+        "deploy": "deploy.json",
+        "plan": "plan.json",
+        "status": "status.json",
+        "undeploy": "undeploy.json",
+    }
 
 
 def test_serving_secrets_are_secret_and_never_logged():

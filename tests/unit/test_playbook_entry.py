@@ -55,7 +55,7 @@ def test_a_run_that_skipped_the_plan_stops_with_one_line_saying_what_to_run(tmp_
 def test_a_bad_catalogue_stops_the_run_before_any_host_is_touched(tmp_path):
     proc = run(tmp_path, {"npu_fleet_models": [{"name": "qwen3-8b", "path": "/m", "replica": 2}]})
     assert proc.returncode != 0
-    assert "npu_fleet_models[0] (qwen3-8b): unknown field(s) replica; allowed:" in proc.stdout
+    assert "npu_fleet_models[0] (qwen3-8b): unknown field(s) replica (did you mean replicas?); allowed:" in proc.stdout
     assert "Discover the NPUs" not in proc.stdout  # the play ended at the catalogue task
     proc = run(tmp_path, {})
     assert "npu_fleet_models is not set" in proc.stdout and proc.returncode != 0
@@ -91,3 +91,11 @@ def test_undeploy_drains_before_it_removes(tmp_path):
         undeploy.index(name) for name in ("Select the containers", "Drain them at every gateway", "Remove their containers", "Report what")
     ]
     assert order == sorted(order)
+
+
+def test_an_inventory_without_npu_hosts_fails_with_the_fix(tmp_path):
+    for playbook in ("deploy-models.yml", "plan-models.yml", "fleet-status.yml"):
+        inventory = {"all": {"hosts": {"localhost": local_inventory([])["all"]["hosts"]["localhost"]}}}
+        proc = run_playbook(tmp_path, os.path.join(REPO_ROOT, playbook), inventory, {"npu_fleet_models": [{"name": "m", "path": "/m"}]})
+        assert proc.returncode != 0, playbook
+        assert "the inventory has no host in the group npu_hosts: put the Ascend NPU servers in a group named npu_hosts" in proc.stdout

@@ -95,7 +95,7 @@ def test_undeploy_removes_only_the_named_model_and_never_a_stranger(host, tmp_pa
     host.check_output("docker run -d --name %s --label io.npu-fleet.model=qwen3-8b --entrypoint sleep %s 600" % (STRANGER, image))
     before = containers(host)
 
-    check = playbook(tmp_path, "undeploy-models.yml", "check", "--check", undeploy_models=["qwen3-8b"])
+    check = playbook(tmp_path, "undeploy-models.yml", "check", "--check", npu_fleet_undeploy_models=["qwen3-8b"])
     assert check.returncode == 0, check.stdout[-3000:]
     assert "Would remove 1 container(s) of qwen3-8b" in check.flat
     assert containers(host) == before
