@@ -75,6 +75,7 @@ FACT_KEYS = (
     "docker_runtime",
     "arch",
     "listening_ports",
+    "host_tools",
 )
 
 
@@ -209,7 +210,14 @@ class NpuFacts:
         facts["docker_runtime"] = self._docker_runtime()
         facts["arch"] = self.arch
         facts["listening_ports"] = self._listening_ports()
+        facts["host_tools"] = self._host_tools()
         return facts
+
+    def _host_tools(self):
+        """The commands npu.fleet runs on the host besides npu-smi, with their paths (None: missing); preflight
+        judges them. The Docker CLI renames a kept container for a rollback and reads a failed one's state and
+        logs; ss lists the ports already taken."""
+        return {"docker": self.which("docker"), "ss": self.which("ss")}
 
     def _listening_ports(self):
         """TCP ports something listens on (``ss -Hltn``): the planner keeps them out. None when ss is missing."""

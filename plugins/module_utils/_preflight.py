@@ -209,6 +209,33 @@ def _runtime_problems(runtime, require_ascend_runtime):
     return []
 
 
+def _tool_problems(tools):
+    """The commands the serve and probe stages run on the host (facts ``host_tools``; absent: not checked)."""
+    if not isinstance(tools, dict):
+        return []
+    problems = []
+    if "docker" in tools and not tools["docker"]:
+        problems.append(
+            _problem(
+                "DOCKER_CLI_MISSING",
+                ERROR,
+                "the Docker CLI (docker) is not on the host's PATH: a rollback renames the kept container with it and "
+                "the probe reads a failed container's state and logs with it",
+                "install the Docker CLI (docker-ce-cli, or docker.io on Debian/Ubuntu) on the host",
+            )
+        )
+    if "ss" in tools and not tools["ss"]:
+        problems.append(
+            _problem(
+                "SS_MISSING",
+                WARNING,
+                "ss is not on the host's PATH: ports something else already listens on are not known to the planner",
+                "install iproute2 on the host",
+            )
+        )
+    return problems
+
+
 def _docker_problem(docker_error):
     """community.docker needs Python `requests` on the host; say so rather than 'Docker is down'."""
     text = str(docker_error)
@@ -275,6 +302,7 @@ def preflight_verdict(
         problems.extend(_version_problems(npu))
         problems.extend(_path_problems(npu.get("driver_mounts") or {}, npu.get("fwkacllib_path")))
         problems.extend(_runtime_problems(npu.get("docker_runtime"), require_ascend_runtime))
+        problems.extend(_tool_problems(npu.get("host_tools")))
     if docker_error:
         problems.append(_docker_problem(docker_error))
     managed = set(managed_pids)

@@ -315,6 +315,15 @@ ansible_facts:
           type: list
           elements: int
           sample: [22, 18100]
+        host_tools:
+          description:
+            - Paths of the commands npu.fleet runs on the host besides C(npu-smi) - C(docker) (the Docker CLI; a rollback
+              renames with it, the probe reads failed containers with it) and C(ss) - each V(null) when missing; the
+              preflight role turns a missing one into a problem.
+            - Not returned with O(npu_smi_info_file).
+          returned: when the host itself was read
+          type: dict
+          sample: {docker: /usr/bin/docker, ss: /usr/bin/ss}
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -188,3 +188,15 @@ def test_missing_requests_on_the_host_is_named_as_such():
     )
     assert "DOCKER_PYTHON_REQUESTS_MISSING" in verdict["error_codes"]
     assert "DOCKER_UNAVAILABLE" not in verdict["error_codes"]
+
+
+def test_a_host_without_the_docker_cli_or_ss_is_told_what_to_install(tmp_path, monkeypatch, capsys):
+    npu = discovered(tmp_path, monkeypatch, capsys, profile_named("a2-910b4-8x32g"))
+    assert npu["host_tools"]["docker"] and npu["host_tools"]["ss"]  # found on PATH, as on the real host
+    without_docker = preflight_verdict(dict(npu, host_tools=dict(npu["host_tools"], docker=None)))
+    assert without_docker["ok"] is False and codes(without_docker) == ["DOCKER_CLI_MISSING"]
+    assert "docker-ce-cli" in without_docker["problems"][0]["fix"]
+    without_ss = preflight_verdict(dict(npu, host_tools=dict(npu["host_tools"], ss=None)))
+    assert without_ss["ok"] is True and codes(without_ss, "warning") == ["SS_MISSING"]
+    # Facts read from a saved npu-smi capture have no host_tools: nothing is judged.
+    assert preflight_verdict(dict((key, value) for key, value in npu.items() if key != "host_tools"))["problems"] == []
