@@ -25,6 +25,7 @@ from ansible_collections.npu.fleet.plugins.module_utils._report import (
     collect_hosts,
     gateway_endpoints,
     judge,
+    open_hosts,
     profiles_by_model,
     report_stats,
 )
@@ -76,6 +77,7 @@ class ActionModule(ActionBase):
         gateway_names = [str(name) for name in (task_vars.get("groups") or {}).get("npu_gateways") or [] if str(name) not in found]
         found.update(read_hostvars(hostvars, gateway_names))
         report["gateways"] = gateway_endpoints(found)
+        report["open_hosts"] = open_hosts(found)
         report["kind"] = args["kind"]
         if args["kind"] == "status":
             report["totals"]["statuses"] = status_totals(report["rows"])

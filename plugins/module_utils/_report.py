@@ -78,6 +78,12 @@ def gateway_endpoints(host_vars_by_name):
     return {"router": router, "models": models}
 
 
+def open_hosts(host_vars_by_name):
+    """Hosts whose replicas serve without an API key (``serve_anonymous``, set by the serve role when it was asked
+    for with npu_fleet_allow_anonymous): the report names their endpoints as open to anyone."""
+    return sorted(name for name, host_vars in (host_vars_by_name or {}).items() if (host_vars or {}).get("serve_anonymous") is True)
+
+
 def endpoint_url(address, port):
     """``http://<address>:<port>``, an IPv6 address in brackets."""
     address = str(address)

@@ -241,6 +241,11 @@ report:
         - With O(kind=status), C(statuses) counts the rows in each status.
       type: dict
       sample: {replicas: 7, healthy: 6, failed: 1, unhealthy: 1, unplaced: 0}
+    open_hosts:
+      description: Hosts whose replicas serve without an API key (asked for with C(npu_fleet_allow_anonymous)).
+      type: list
+      elements: str
+      sample: []
     kind:
       description: The O(kind) of the report.
       type: str

@@ -22,6 +22,7 @@ HOSTVARS = (
     "ansible_default_ipv4",
     "ansible_host",
     "gateway_endpoint",
+    "serve_anonymous",
 )
 
 

@@ -327,3 +327,10 @@ def test_a_surge_replacement_has_no_outage_and_shows_where_its_successor_runs():
     [row] = build_report(plan_result, probes, {}, {"n1": "10.0.0.11"})["rows"]
     assert (row["replaced"], row["surge"], row["outage_s"]) == (True, True, None)
     assert (row["chips"], row["port"], row["url"]) == ("3", 18003, "http://10.0.0.11:18003")
+
+
+def test_hosts_that_serve_without_a_key_are_named_open():
+    from ansible_collections.npu.fleet.plugins.module_utils._report import open_hosts
+
+    hosts = {"a2": {"serve_anonymous": True}, "a3": {"serve_anonymous": False}, "duo": {}, "gw": None}
+    assert open_hosts(hosts) == ["a2"]
