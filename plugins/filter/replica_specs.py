@@ -44,7 +44,7 @@ options:
   options:
     description: >-
       Serve role settings: C(bind_address), C(shm_size), C(restart_policy), C(log_max_size), C(log_max_file), C(dtype),
-      C(extra_args), C(env), C(use_ascend_runtime), C(api_key), C(transformers_threads), C(transformers_max_concurrent),
+      C(extra_args), C(env), C(use_ascend_runtime), C(api_key), C(api_key_file) (the host file holding it, mounted read-only), C(transformers_threads), C(transformers_max_concurrent),
       C(transformers_max_queue), C(transformers_device).
     type: dict
     default: {}
@@ -75,7 +75,7 @@ EXAMPLES = r"""
   ansible.builtin.set_fact:
     serve_specs: >-
       {{ plan.placements | npu.fleet.replica_specs(host=inventory_hostname, models=npu_fleet_catalogue,
-         driver_mounts=ansible_facts.npu.driver_mounts, options={'api_key': serve_api_key}) }}
+         driver_mounts=ansible_facts.npu.driver_mounts, options={'api_key': serve_api_key, 'api_key_file': '/etc/npu-fleet/secrets/api-key'}) }}
   no_log: true
 """
 

@@ -28,8 +28,14 @@ Every trap of running vllm-ascend by hand is decided here, once:
   would create an empty directory on the host);
 * bridge networking with ``-p <address>:<host port>:8000``, never host networking;
 * labels record the placement, so the next run reads back what runs where;
-* the API key travels in the environment (``VLLM_API_KEY`` / ``NPU_SERVE_API_KEY``),
-  not on the command line where ``ps`` on the host shows it.
+* the API key is a file on the host (``api_key_file``, written by the serve role,
+  mode 0400) mounted read-only at ``/run/secrets/npu-fleet-api-key``: never on
+  the command line (``ps`` on the host shows it) nor in the container's
+  environment (``docker inspect`` and ``-v`` output show that). The Transformers
+  server reads ``NPU_SERVE_API_KEY_FILE``; vLLM takes its key only from
+  ``--api-key`` or ``VLLM_API_KEY``, so its container starts through a shell
+  entrypoint that reads the file into the vLLM process's own environment;
+* no privilege escalation inside (``no-new-privileges``).
 
 With the Ascend Docker Runtime (``use_ascend_runtime``) the runtime mounts the
 devices and driver paths from ``ASCEND_VISIBLE_DEVICES`` (host ids) instead.
@@ -66,6 +72,16 @@ CONTAINER_PORT = 8000
 LABEL_PREFIX = "io.npu-fleet."
 MANAGER_DEVICES = ("/dev/davinci_manager", "/dev/devmm_svm", "/dev/hisi_hdc")
 MODELS_DIR = "/models"
+# Where a replica finds its API key (a read-only bind mount of the serve role's key file).
+API_KEY_MOUNT = "/run/secrets/npu-fleet-api-key"
+# vLLM reads its key from VLLM_API_KEY; this puts the file's content there for the vLLM process only, then
+# execs the command (``"$@"``), so the key is in no container setting and on no command line.
+VLLM_KEY_ENTRYPOINT = [
+    "/bin/sh",
+    "-c",
+    'VLLM_API_KEY="$(cat %s)" && export VLLM_API_KEY && exec "$@"' % API_KEY_MOUNT,
+    "npu-fleet-vllm",
+]
 _DEVICE_RE = re.compile(r"^/dev/davinci(\d+)$")
 _NAME_RE = re.compile(r"[^a-zA-Z0-9_.-]+")
 SHARED_CHIP_ENV = ("PYTORCH_NPU_ALLOC_CONF", "expandable_segments:True")
@@ -99,6 +115,8 @@ DEFAULTS = {
     "env": {},
     "use_ascend_runtime": False,
     "api_key": None,
+    # Host path of the key file the serve role writes; required with api_key.
+    "api_key_file": None,
     "transformers_threads": 4,
     "transformers_max_concurrent": 2,
     "transformers_max_queue": 1,
@@ -235,16 +253,28 @@ def container_spec(placement, model_path, driver_mounts, options=None):
         devices += ["%s:%s:rwm" % (node, node) for node in MANAGER_DEVICES]
         volumes += ["%s:%s:ro" % (path, path) for path in sorted(driver_mounts or {}) if (driver_mounts or {})[path]]
 
+    entrypoint = None
+    if merged["api_key"]:
+        if not merged["api_key_file"] or not str(merged["api_key_file"]).startswith("/"):
+            raise ContainerSpecError(
+                "%s: an API key is set but no absolute api_key_file on the host holds it (the serve role writes one)" % placement["model"]
+            )
+        volumes.append("%s:%s:ro" % (merged["api_key_file"], API_KEY_MOUNT))
     if backend == "vllm":
         command = _vllm_command(placement, model_dir, merged)
         if merged["api_key"]:
-            env["VLLM_API_KEY"] = merged["api_key"]
+            entrypoint = list(VLLM_KEY_ENTRYPOINT)
     else:
         command = None
         env.update(_transformers_env(placement, model_dir, merged))
         if merged["api_key"]:
-            env["NPU_SERVE_API_KEY"] = merged["api_key"]
+            env["NPU_SERVE_API_KEY_FILE"] = API_KEY_MOUNT
     for key, value in (merged["env"] or {}).items():
+        if key in ("VLLM_API_KEY", "NPU_SERVE_API_KEY", "NPU_SERVE_API_KEY_FILE"):
+            raise ContainerSpecError(
+                "%s: env sets %s, which would put the key in the container's settings (docker inspect shows them); "
+                "remove it and set npu_fleet_api_key (the serve role mounts it as a file)" % (placement["model"], key)
+            )
         if key in env:
             raise ContainerSpecError("%s: env sets %s, which npu.fleet sets itself; remove it" % (placement["model"], key))
         env[str(key)] = str(value)
@@ -256,6 +286,7 @@ def container_spec(placement, model_path, driver_mounts, options=None):
     spec = {
         "name": container_name(placement["model"], placement["replica"]),
         "image": placement["image"],
+        "entrypoint": entrypoint,
         "command": command,
         "env": env,
         "devices": devices,
@@ -269,6 +300,7 @@ def container_spec(placement, model_path, driver_mounts, options=None):
         "log_options": {"max-size": str(merged["log_max_size"]), "max-file": str(merged["log_max_file"])},
         "labels": _labels(placement, backend, host_ids),
         "runtime": runtime,
+        "security_opts": ["no-new-privileges"],
     }
     spec["labels"][LABELS["spec_hash"]] = spec_hash(spec)
     spec["labels"][LABELS["auth_digest"]] = auth_digest(spec["name"], merged["api_key"])

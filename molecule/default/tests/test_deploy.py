@@ -140,3 +140,26 @@ def test_report_matches_the_plan(host, report, plan):
     with open(ephemeral("report", "report.md"), encoding="utf-8") as handle:
         markdown = handle.read()
     assert "| qwen3-8b |" in markdown and "| tiny-mtp |" in markdown and "healthy" in markdown
+
+
+def test_the_key_is_a_root_only_file_and_in_no_container_setting_or_log(host):
+    key_file = host.file("/etc/npu-fleet/secrets/api-key")
+    assert key_file.mode == 0o400 and key_file.user == "root" and key_file.content_string == API_KEY
+    assert host.file("/etc/npu-fleet/secrets").mode == 0o700
+    for name in host.check_output("docker ps -a --format '{{.Names}}'").split():
+        inspected = host.check_output("docker inspect %s" % name)
+        assert API_KEY not in inspected, name
+        assert API_KEY not in host.check_output("docker logs %s 2>&1 | tail -n 200" % name), name
+        if name.startswith("npu-fleet-") and name != "npu-fleet-gateway":
+            container = json.loads(inspected)[0]
+            assert "no-new-privileges" in container["HostConfig"]["SecurityOpt"]
+            assert "/etc/npu-fleet/secrets/api-key:/run/secrets/npu-fleet-api-key:ro" in container["HostConfig"]["Binds"]
+    # ... and the replicas still require it (the entrypoint handed it to vLLM, the server read its file).
+    address = host_address(host)
+    for port in (
+        json.loads(host.check_output("docker inspect npu-fleet-%s-0" % model))[0]["Config"]["Labels"]["io.npu-fleet.port"]
+        for model in ("qwen3-8b", "tiny-mtp")
+    ):
+        assert requests.get("http://%s:%s/v1/models" % (address, port), timeout=10).status_code == 401
+        answer = requests.get("http://%s:%s/v1/models" % (address, port), headers={"Authorization": "Bearer " + API_KEY}, timeout=10)
+        assert answer.status_code == 200

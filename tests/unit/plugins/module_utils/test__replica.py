@@ -23,6 +23,8 @@ from builders import chip
 from emulated_host import emulated_host, profile_named, run
 from model_checkpoints import fixture_dir
 
+KEY_FILE = "/etc/npu-fleet/secrets/api-key"
+
 
 @pytest.fixture(scope="module")
 def placements():
@@ -55,7 +57,9 @@ def mounts(tmp_path, monkeypatch, capsys):
 
 def test_vllm_container_gets_exactly_its_chips_counted_from_zero(placements, mounts):
     placed = placements["qwen3-8b"]
-    spec = container_spec(placed, "/data/models/qwen3-8b", mounts, {"api_key": "s3cret", "bind_address": "10.0.0.5"})
+    spec = container_spec(
+        placed, "/data/models/qwen3-8b", mounts, {"api_key": "s3cret", "api_key_file": KEY_FILE, "bind_address": "10.0.0.5"}
+    )
     (device,) = [item for item in spec["devices"] if "davinci" in item and "manager" not in item]
     assert device == "%s:%s:rwm" % (placed["devices"][0], placed["devices"][0])
     assert placed["devices"][0] != "/dev/davinci0"  # chips 0-4 are busy: the host id is not the container id
@@ -72,8 +76,12 @@ def test_vllm_container_gets_exactly_its_chips_counted_from_zero(placements, mou
     assert flags["--max-model-len"] == str(placed["max_model_len"])
     assert flags["--tensor-parallel-size"] == "1"
     assert float(flags["--gpu-memory-utilization"]) == placed["gpu_memory_utilization"]
-    assert "--api-key" not in command and "s3cret" not in json.dumps(command)
-    assert spec["env"]["VLLM_API_KEY"] == "s3cret"
+    # The key is a read-only file mount, read into the vLLM process's environment by the entrypoint: it is in
+    # no setting docker inspect shows, and not on the command line.
+    assert "--api-key" not in command and "s3cret" not in json.dumps(spec)
+    assert "%s:/run/secrets/npu-fleet-api-key:ro" % KEY_FILE in spec["volumes"]
+    assert spec["entrypoint"][:2] == ["/bin/sh", "-c"] and 'exec "$@"' in spec["entrypoint"][2]
+    assert spec["security_opts"] == ["no-new-privileges"]
 
 
 def test_driver_paths_the_host_has_are_mounted_read_only_and_missing_ones_never(placements, mounts):
@@ -97,13 +105,14 @@ def test_broken_host_without_fwkacllib_gets_no_fwkacllib_mount(placements, tmp_p
 
 def test_transformers_container_runs_the_server_with_its_settings(placements, mounts):
     placed = placements["qwen3 8b/tp2"]
-    spec = container_spec(placed, "/data/m", mounts, {"api_key": "k2", "dtype": "bfloat16"})
+    spec = container_spec(placed, "/data/m", mounts, {"api_key": "k2", "api_key_file": KEY_FILE, "dtype": "bfloat16"})
     assert spec["name"] == "npu-fleet-qwen3-8b-tp2-0"
     assert spec["command"] is None
     env = spec["env"]
     assert env["NPU_SERVE_MODEL"] == "/models/qwen3-8b-tp2" and env["NPU_SERVE_SERVED_MODEL_NAME"] == "qwen3 8b/tp2"
     assert env["NPU_SERVE_MAX_MODEL_LEN"] == str(placed["max_model_len"]) and env["NPU_SERVE_DTYPE"] == "bfloat16"
-    assert env["NPU_SERVE_API_KEY"] == "k2" and env["ASCEND_RT_VISIBLE_DEVICES"] == "0,1"
+    assert env["NPU_SERVE_API_KEY_FILE"] == "/run/secrets/npu-fleet-api-key" and env["ASCEND_RT_VISIBLE_DEVICES"] == "0,1"
+    assert "k2" not in json.dumps(spec) and spec["entrypoint"] is None
     assert len([item for item in spec["devices"] if item.split(":")[0] in placed["devices"]]) == 2
 
 
@@ -134,10 +143,10 @@ def test_labels_round_trip_into_the_planners_current_input(placements, mounts):
 
 def test_a_changed_plan_changes_the_hash_and_the_secret_does_not(placements, mounts):
     placed = placements["qwen3-8b"]
-    first = container_spec(placed, "/m", mounts, {"api_key": "a"})["labels"][LABEL_PREFIX + "spec-hash"]
-    assert container_spec(placed, "/m", mounts, {"api_key": "b"})["labels"][LABEL_PREFIX + "spec-hash"] == first
+    first = container_spec(placed, "/m", mounts, {"api_key": "a", "api_key_file": KEY_FILE})["labels"][LABEL_PREFIX + "spec-hash"]
+    assert container_spec(placed, "/m", mounts, {"api_key": "b", "api_key_file": KEY_FILE})["labels"][LABEL_PREFIX + "spec-hash"] == first
     moved = dict(placed, port=placed["port"] + 1)
-    assert container_spec(moved, "/m", mounts, {"api_key": "a"})["labels"][LABEL_PREFIX + "spec-hash"] != first
+    assert container_spec(moved, "/m", mounts, {"api_key": "a", "api_key_file": KEY_FILE})["labels"][LABEL_PREFIX + "spec-hash"] != first
 
 
 @pytest.mark.parametrize(
@@ -297,12 +306,12 @@ def test_replica_specs_join_the_catalogue_and_refuse_a_model_it_lacks(placements
 
 
 def test_a_stopped_container_or_a_new_api_key_is_started_again_without_the_key_in_a_label(placements, mounts):
-    specs = [container_spec(placements["qwen3-8b"], "/m", mounts, {"api_key": "key-one"})]
+    specs = [container_spec(placements["qwen3-8b"], "/m", mounts, {"api_key": "key-one", "api_key_file": KEY_FILE})]
     exited = [{"Names": ["/npu-fleet-qwen3-8b-0"], "Labels": dict(specs[0]["labels"]), "State": "exited"}]
     changes = replica_changes(specs, exited, ["qwen3-8b"])
     assert changes["keep"] == [] and changes["replace"] == [] and changes["start"] == ["npu-fleet-qwen3-8b-0"]
     assert changes["start_models"] == ["qwen3-8b"]
-    rotated = [container_spec(placements["qwen3-8b"], "/m", mounts, {"api_key": "key-two"})]
+    rotated = [container_spec(placements["qwen3-8b"], "/m", mounts, {"api_key": "key-two", "api_key_file": KEY_FILE})]
     running = [dict(exited[0], State="running")]
     changes = replica_changes(rotated, running, ["qwen3-8b"])
     assert [item["name"] for item in changes["replace"]] == ["npu-fleet-qwen3-8b-0"] and changes["start"] == ["npu-fleet-qwen3-8b-0"]
@@ -466,3 +475,33 @@ def test_a_replacement_its_rollout_never_reached_is_recorded_where_its_container
     )
     [started] = replicas_deployed([successor], [{"item": successor, "changed": True}], [], replacements=[item])
     assert (started["port"], started["devices"]) == (18001, ["/dev/davinci1"])
+
+
+def test_a_key_without_a_key_file_or_in_env_is_refused(placements, mounts):
+    with pytest.raises(ContainerSpecError, match="no absolute api_key_file"):
+        container_spec(placements["qwen3-8b"], "/m", mounts, {"api_key": "k"})
+    with pytest.raises(ContainerSpecError, match="env sets VLLM_API_KEY, which would put the key in the container's settings"):
+        container_spec(placements["qwen3-8b"], "/m", mounts, {"env": {"VLLM_API_KEY": "k"}})
+
+
+def test_the_vllm_entrypoint_hands_the_file_to_vllm_and_nothing_else(tmp_path):
+    """The real shell runs the real entrypoint script (with the mount path pointed at a temporary file)."""
+    import subprocess
+
+    from ansible_collections.npu.fleet.plugins.module_utils._replica import API_KEY_MOUNT, VLLM_KEY_ENTRYPOINT
+
+    key = tmp_path / "api-key"
+    key.write_text("s3cret-key")
+    script = VLLM_KEY_ENTRYPOINT[2].replace(API_KEY_MOUNT, str(key))
+    out = subprocess.run(
+        VLLM_KEY_ENTRYPOINT[:2] + [script, VLLM_KEY_ENTRYPOINT[3], "sh", "-c", 'echo "key=$VLLM_API_KEY args=$0 $1"', "vllm", "serve"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.strip() == "key=s3cret-key args=vllm serve"
+    key.unlink()
+    missing = subprocess.run(
+        VLLM_KEY_ENTRYPOINT[:2] + [script, VLLM_KEY_ENTRYPOINT[3], "true"], capture_output=True, text=True, check=False
+    )
+    assert missing.returncode != 0  # no key file: the container fails instead of serving without a key
