@@ -13,7 +13,12 @@ Two random Qwen3 checkpoints are built (no downloads): "tiny" (hidden 64,
     prompt through the chat template, streamed over HTTP (SSE): TTFT as the
     client sees the first content chunk, and the decode rate between the
     first and the last chunk;
-  * 4 concurrent streams: aggregate tokens/s over the wall time, per-stream TTFT.
+  * 4 and 8 concurrent streams: aggregate tokens/s over the wall time, TTFT p50/p99.
+
+Two servers run side by side in one run: unbatched (NPU_SERVE_BATCH=0, one
+``model.generate`` per request, the old path) and batched (concurrent
+requests share each forward pass, the default), their measurements
+interleaved with each other and with the in-process runs.
 
 First, the per-token steps of the server (guard, detokenizer, SSE chunk) are
 timed alone on 20,000 random tokens. Reported then: p50/p90 TTFT of both and the server's added TTFT at p50, the decode
@@ -29,8 +34,8 @@ back repeating text, so its cost is measured, but both sides generate the same
 number of tokens. The repetition penalty is 1.0 on both sides (it changes which
 tokens are chosen, not the serving overhead).
 
-Run from the repository root (about 3 minutes on 2 cores):
-  .venv/bin/python benchmarks/server.py [--runs 20] [--tokens 128]
+Run from the repository root (about 8 minutes on 2 cores for both models):
+  .venv/bin/python benchmarks/server.py [--runs 20] [--tokens 128] [--models mid]
 """
 
 import argparse
@@ -118,16 +123,17 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def start_server(path, log):
+def start_server(path, log, batch):
     port = free_port()
     env = dict(
         os.environ,
         NPU_SERVE_MODEL=path,
         NPU_SERVE_HOST="127.0.0.1",
         NPU_SERVE_PORT=str(port),
-        NPU_SERVE_THREADS="8",
-        NPU_SERVE_MAX_CONCURRENT="4",
+        NPU_SERVE_THREADS="12",
+        NPU_SERVE_MAX_CONCURRENT="8",
         NPU_SERVE_MAX_QUEUE="2",
+        NPU_SERVE_BATCH="1" if batch else "0",
         NPU_SERVE_MAX_REPEATED_CHUNKS="0",
         NPU_SERVE_REPEAT_BLOCK_COUNT="0",
         NPU_SERVE_REPETITION_PENALTY="1.0",
@@ -177,70 +183,118 @@ def stream_once(base, tokens):
     return first - started, (completion - 1) / (last - first) if last > first else float("nan"), completion
 
 
-def concurrent(base, tokens, streams=4):
+def concurrent(base, tokens, streams):
+    """``streams`` streams released together: (aggregate tokens/s over the wall time, TTFT of each)."""
     results = [None] * streams
+    gate = threading.Barrier(streams + 1)
 
     def run(index):
+        gate.wait()
         results[index] = stream_once(base, tokens)
 
-    started = time.perf_counter()
     threads = [threading.Thread(target=run, args=(index,)) for index in range(streams)]
     for thread in threads:
         thread.start()
+    gate.wait()
+    started = time.perf_counter()
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - started
     return sum(result[2] for result in results) / wall, [result[0] for result in results]
 
 
-def bench(name, shape, runs, tokens, workdir):
+def measure_servers(path, workdir, name, baseline, runs, tokens, rounds):
+    """Both paths at once, measurements interleaved so drift in machine speed hits every side alike:
+    single-stream runs (in-process, unbatched, batched in turn), then rounds of 4 and 8 concurrent streams."""
+    modes = ("unbatched", "batched")
+    processes, bases, logs = [], {}, []
+    try:
+        for mode in modes:
+            log = open(os.path.join(workdir, "%s-%s.log" % (name, mode)), "wb")  # pylint: disable=consider-using-with
+            logs.append(log)
+            process, base = start_server(path, log, mode == "batched")
+            processes.append(process)
+            bases[mode] = base
+        for base in bases.values():
+            stream_once(base, tokens)  # warm-up
+            concurrent(base, tokens, 8)
+        results = {mode: {"mode": mode, "local": [], "served": [], "streams": {4: ([], []), 8: ([], [])}} for mode in modes}
+        for _run in range(runs):
+            for mode in modes:
+                results[mode]["local"].append(baseline.run())
+                results[mode]["served"].append(stream_once(bases[mode], tokens))
+        for _round in range(rounds):
+            for count in (4, 8):
+                for mode in modes:
+                    rate, ttft = concurrent(bases[mode], tokens, count)
+                    results[mode]["streams"][count][0].append(rate)
+                    results[mode]["streams"][count][1].extend(ttft)
+    finally:
+        for process in processes:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(30)
+        for log in logs:
+            log.close()
+    for result in results.values():
+        result["streams"] = {count: (statistics.median(rates), ttfts) for count, (rates, ttfts) in result["streams"].items()}
+    return [results[mode] for mode in modes]
+
+
+def report(name, params, runs, tokens, results):
+    print("\n== %s model: %.1f M parameters, %d runs of up to %d tokens ==" % (name, params / 1e6, runs, tokens))
+    for result in results:
+        local, served = result["local"], result["served"]
+        base_ttft, srv_ttft = [run[0] for run in local], [run[0] for run in served]
+        base_p50, srv_p50 = statistics.median(run[1] for run in local), statistics.median(run[1] for run in served)
+        pairs = sorted(1 - server[1] / here[1] for here, server in zip(local, served))
+        print(
+            "-- %s (generated: in-process %s, server %s)" % (result["mode"], sorted({r[2] for r in local}), sorted({r[2] for r in served}))
+        )
+        print(
+            "TTFT  in-process p50 %7.2f ms, server p50 %7.2f ms p90 %7.2f ms: added %5.2f ms"
+            % (
+                1000 * percentile(base_ttft, 0.5),
+                1000 * percentile(srv_ttft, 0.5),
+                1000 * percentile(srv_ttft, 0.9),
+                1000 * (percentile(srv_ttft, 0.5) - percentile(base_ttft, 0.5)),
+            )
+        )
+        print(
+            "decode in-process p50 %7.1f tok/s, server p50 %7.1f tok/s: overhead %5.1f %% (target < 5 %%; pairs p25/p50/p75 %.1f / %.1f / %.1f %%)"
+            % (
+                base_p50,
+                srv_p50,
+                100 * (1 - srv_p50 / base_p50),
+                100 * percentile(pairs, 0.25),
+                100 * percentile(pairs, 0.5),
+                100 * percentile(pairs, 0.75),
+            )
+        )
+        result["single"] = srv_p50
+    print(
+        "\n%-10s %12s | %12s %16s | %12s %16s | %9s"
+        % ("path", "1 stream", "4 streams", "TTFT p50/p99", "8 streams", "TTFT p50/p99", "8 vs 1")
+    )
+    for result in results:
+        cells = []
+        for count in (4, 8):
+            rate, ttfts = result["streams"][count]
+            cells.append("%8.1f tok/s %7.0f/%5.0f ms" % (rate, 1000 * percentile(ttfts, 0.5), 1000 * percentile(ttfts, 0.99)))
+        print(
+            "%-10s %6.1f tok/s | %s | %s | %8.2fx"
+            % (result["mode"], result["single"], cells[0], cells[1], result["streams"][8][0] / result["single"])
+        )
+
+
+def bench(name, shape, runs, tokens, workdir, rounds):
     path = os.path.join(workdir, name)
     build_random_model(
         path, hidden_size=shape["hidden_size"], layers=shape["layers"], heads=shape["heads"], kv_heads=shape["kv_heads"], byte_level=False
     )
     baseline = Baseline(path, tokens)
     params = sum(tensor.numel() for tensor in baseline.model.parameters())
-    with open(os.path.join(workdir, name + ".log"), "wb") as log:
-        process, base = start_server(path, log)
-        try:
-            stream_once(base, tokens)  # warm-up
-            # Interleaved, so drift in machine speed hits both sides alike.
-            local, served = [], []
-            for _run in range(runs):
-                local.append(baseline.run())
-                served.append(stream_once(base, tokens))
-            throughput, concurrent_ttft = concurrent(base, tokens)
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(30)
-    print(
-        "\n== %s model: %.1f M parameters, %d runs of up to %d tokens (generated: in-process %s, server %s) =="
-        % (name, params / 1e6, runs, tokens, sorted({run[2] for run in local}), sorted({run[2] for run in served}))
-    )
-    base_ttft, srv_ttft = [run[0] for run in local], [run[0] for run in served]
-    print("TTFT  in-process p50 %7.2f ms  p90 %7.2f ms" % (1000 * percentile(base_ttft, 0.5), 1000 * percentile(base_ttft, 0.9)))
-    print("TTFT  server     p50 %7.2f ms  p90 %7.2f ms" % (1000 * percentile(srv_ttft, 0.5), 1000 * percentile(srv_ttft, 0.9)))
-    print("added TTFT at p50     %7.2f ms  (target < 15 ms)" % (1000 * (percentile(srv_ttft, 0.5) - percentile(base_ttft, 0.5))))
-    base_p50, srv_p50 = statistics.median(run[1] for run in local), statistics.median(run[1] for run in served)
-    pair_overheads = sorted(1 - server[1] / here[1] for here, server in zip(local, served))
-    print("decode in-process p50 %8.1f tok/s" % base_p50)
-    print(
-        (
-            "decode server     p50 %8.1f tok/s  overhead %5.1f %%  (target < 5 %%); "
-            "per interleaved pair: p25 %.1f %%, p50 %.1f %%, p75 %.1f %%"
-        )
-        % (
-            srv_p50,
-            100 * (1 - srv_p50 / base_p50),
-            100 * percentile(pair_overheads, 0.25),
-            100 * percentile(pair_overheads, 0.5),
-            100 * percentile(pair_overheads, 0.75),
-        )
-    )
-    print(
-        "4 concurrent streams: %8.1f tok/s aggregate (single stream %.1f tok/s), TTFT %s ms"
-        % (throughput, srv_p50, ", ".join("%.0f" % (1000 * value) for value in concurrent_ttft))
-    )
+    results = measure_servers(path, workdir, name, baseline, runs, tokens, rounds)
+    report(name, params, runs, tokens, results)
 
 
 def pipeline_costs(workdir):
@@ -273,6 +327,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of 4 and of 8 concurrent streams per server")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument(
         "--torch-threads",
@@ -288,7 +343,7 @@ def main():
     with tempfile.TemporaryDirectory() as workdir:
         pipeline_costs(workdir)
         for name in args.models:
-            bench(name, MODELS[name], args.runs, args.tokens, workdir)
+            bench(name, MODELS[name], args.runs, args.tokens, workdir, args.rounds)
 
 
 if __name__ == "__main__":

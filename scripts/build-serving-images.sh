@@ -28,7 +28,11 @@ hash_of() {  # files... -> 12 hex chars
 }
 
 mkdir -p "$wheels"
-requirements=(torch==2.13.0 'transformers>=5,<6' 'tokenizers>=0.22' 'flask>=3,<4' 'gunicorn>=23')
+# The server's own pins (flask, gunicorn, prometheus_client, pillow...) come from its requirements.txt, so the
+# base has them at exactly those versions and the image build on an emulated host downloads nothing.
+server_requirements=roles/serve/files/transformers_server/requirements.txt
+mapfile -t server_pins < <(grep -Ev '^[[:space:]]*(#|$)' "$server_requirements")
+requirements=(torch==2.13.0 'transformers>=5,<6' 'tokenizers>=0.22' "${server_pins[@]}")
 stamp="$wheels/.requirements"
 if [ "$(cat "$stamp" 2>/dev/null)" != "${requirements[*]}" ]; then
   echo "==> downloading wheels for the serving images"
@@ -43,6 +47,7 @@ else
   echo "==> building $TORCH_BASE:$base_hash"
   context=$(mktemp -d /tmp/npu-fleet-torch-base.XXXXXX)
   cp tests/serving_images/torch-cpu-base/Dockerfile "$context/"
+  cp "$server_requirements" "$context/server-requirements.txt"
   cp -l "$wheels"/*.whl "$context/" 2>/dev/null || cp "$wheels"/*.whl "$context/"
   mkdir "$context/wheels" && mv "$context"/*.whl "$context/wheels/"
   docker build -q --build-arg BASE="$BASE" -t "$TORCH_BASE:$base_hash" "$context" >/dev/null

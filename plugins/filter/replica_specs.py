@@ -44,8 +44,9 @@ options:
   options:
     description: >-
       Serve role settings: C(bind_address), C(shm_size), C(restart_policy), C(log_max_size), C(log_max_file), C(dtype),
-      C(extra_args), C(env), C(use_ascend_runtime), C(api_key), C(api_key_file) (the host file holding it, mounted read-only), C(transformers_threads), C(transformers_max_concurrent),
-      C(transformers_max_queue), C(transformers_device).
+      C(extra_args), C(env), C(use_ascend_runtime), C(api_key), C(api_key_file) (the host file holding it, mounted
+      read-only), C(transformers_threads), C(transformers_max_concurrent), C(transformers_max_queue),
+      C(transformers_device).
     type: dict
     default: {}
   images:

@@ -56,6 +56,9 @@ PYTORCH_INDEX_FILE = "pytorch_model.bin.index.json"
 
 # Keys that hold the language model inside multimodal / OCR wrappers.
 TEXT_CONFIG_KEYS = ("text_config", "llm_config", "language_config")
+# Where multimodal wrappers keep their vision tower's settings (LLaVA, Qwen-VL, GLM-4V / GLM-OCR: vision_config;
+# InternVL-style: vision_tower_config).
+VISION_CONFIG_KEYS = ("vision_config", "vision_tower_config")
 
 # vLLM takes the smallest of these as the model's native length
 # (vllm/config/model.py, _get_and_verify_max_len, possible_keys).
@@ -1109,6 +1112,9 @@ def _profile_model(path: str, dtype: Optional[str]) -> Dict[str, Any]:
         "model_type": model_type,
         "text_model_type": text_model_type,
         "text_config_used": text_key is not None,
+        # Image-text-to-text (VL, OCR): a vision tower beside the language model; the Transformers server then takes
+        # image inputs and needs room for them in a request body.
+        "vision": any(isinstance(config.get(key), dict) for key in VISION_CONFIG_KEYS),
         "text_config_key": text_key,
         "num_hidden_layers": layers,
         "num_attention_heads": heads,

@@ -121,7 +121,11 @@ DEFAULTS = {
     "transformers_max_concurrent": 2,
     "transformers_max_queue": 1,
     "transformers_device": "npu",
+    # From the model's profile (replica_specs): an image-text-to-text model on the Transformers server.
+    "vision": False,
 }
+# A request body of an image model carries base64 images (a third larger than the files): room for a few.
+VISION_MAX_BODY_BYTES = 24 * 1024 * 1024
 
 
 class ContainerSpecError(ValueError):
@@ -213,6 +217,8 @@ def _transformers_env(placement, model_dir, options):
         env["NPU_SERVE_MAX_MODEL_LEN"] = str(int(placement["max_model_len"]))
     if options["dtype"] and options["dtype"] != "auto":
         env["NPU_SERVE_DTYPE"] = options["dtype"]
+    if options.get("vision"):
+        env["NPU_SERVE_MAX_BODY_BYTES"] = str(VISION_MAX_BODY_BYTES)
     return env
 
 
@@ -539,6 +545,7 @@ def replica_specs(placements, host, models, driver_mounts, options=None, images=
             )
         merged = dict(options or {})
         merged.update(entry.get("serve") or {})
+        merged["vision"] = bool((entry.get("profile") or {}).get("vision"))
         if placement["model"] in (images or {}):
             placement = dict(placement, image=images[placement["model"]])
         path = entry.get("host_path") or entry.get("path")

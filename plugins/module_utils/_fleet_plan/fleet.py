@@ -376,7 +376,7 @@ def _check_tp_hardware(model: _Model, fleet: Dict[str, _Host], known_hosts: List
     """
     if model.tp == AUTO:
         return
-    allowed = [name for name in (model.hosts if model.hosts is not None else sorted(set(fleet) | set(known_hosts)))]
+    allowed = list(model.hosts) if model.hosts is not None else sorted(set(fleet) | set(known_hosts))
     hosts = [fleet.get(name) for name in allowed]
     if not hosts or any(host is None or not host.chips for host in hosts):
         return

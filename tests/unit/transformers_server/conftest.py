@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from tiny_models import build_looping_model  # this directory and SERVER_DIR are on pytest's pythonpath (pyproject.toml)
+from tiny_models import build_looping_model, build_vision_model  # this directory and SERVER_DIR are on pytest's pythonpath (pyproject.toml)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
@@ -91,6 +91,11 @@ class RunningServer:
 @pytest.fixture(scope="session")
 def looping_model(tmp_path_factory):
     return build_looping_model(str(tmp_path_factory.mktemp("looping-model")))
+
+
+@pytest.fixture(scope="session")
+def vision_model(tmp_path_factory):
+    return build_vision_model(str(tmp_path_factory.mktemp("vision-model")))
 
 
 @pytest.fixture(scope="session")

@@ -262,3 +262,95 @@ def build_mtp_model(path: str, seed: int = 0):
     weights["model.layers.%d.hnorm.weight" % layers] = torch.ones(hidden)
     save_file(weights, weights_path, metadata={"format": "pt"})
     return path
+
+
+VISION_SPECIALS = SPECIALS + ["<image>"]
+VISION_CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
+    "{% if m['content'] is string %}{{ m['content'] }}{% else %}{% for p in m['content'] %}"
+    "{% if p['type'] == 'image' %}<image>{% elif p['type'] == 'text' %}{{ p['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+VISION_IMAGE_SIZE = 28  # pixels after the processor's resize and crop: 2x2 patches of 14, 4 image tokens
+VISION_IMAGE_TOKENS = 4
+
+
+def build_vision_model(path: str, seed: int = 0) -> str:
+    """A tiny random LLaVA (CLIP vision tower + Qwen3 text model) with its processor files, as an
+    image-text-to-text checkpoint: AutoModelForImageTextToText loads it, AutoModelForCausalLM does not.
+
+    LLaVA because its processor needs no torchvision (a PIL image processor, no video processor),
+    which the CPU test environment does not have; GLM-OCR and Qwen-VL go through the same
+    AutoProcessor path on the real images.
+    """
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import (
+        CLIPVisionConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+        PreTrainedTokenizerFast,
+        Qwen3Config,
+    )
+    from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
+
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer.decoder = decoders.Metaspace()
+    tokenizer.train_from_iterator(_training_text(), trainers.BpeTrainer(vocab_size=600, special_tokens=VISION_SPECIALS))
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="<unk>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        extra_special_tokens={"image_token": "<image>"},
+    )
+    size = VISION_IMAGE_SIZE
+    image_processor = LlavaImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+    processor = LlavaProcessor(
+        image_processor=image_processor,
+        tokenizer=fast,
+        patch_size=14,
+        vision_feature_select_strategy="default",
+        chat_template=VISION_CHAT_TEMPLATE,
+        num_additional_image_tokens=1,
+    )
+    processor.save_pretrained(path)
+    config = LlavaConfig(
+        vision_config=CLIPVisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=size,
+            patch_size=14,
+            projection_dim=32,
+        ),
+        text_config=Qwen3Config(
+            vocab_size=len(fast),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+            max_position_embeddings=4096,
+            eos_token_id=fast.eos_token_id,
+            pad_token_id=fast.pad_token_id,
+            tie_word_embeddings=False,
+        ),
+        image_token_id=fast.convert_tokens_to_ids("<image>"),
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(config)
+    with torch.no_grad():
+        # Special tokens below every random logit: greedy output is text, not an early EOS.
+        specials = sorted(set(fast.all_special_ids) | {fast.convert_tokens_to_ids(token) for token in VISION_SPECIALS})
+        model.lm_head.weight[specials] = 0.0
+    model.save_pretrained(path)
+    return path

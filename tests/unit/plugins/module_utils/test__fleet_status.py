@@ -39,7 +39,9 @@ def host(tmp_path, monkeypatch, capsys):
     ]
     placed = plan({"a2": {"chips": facts["chips"]}}, models)
     assert not placed["unplaced"]
-    specs = replica_specs(placed["placements"], "a2", models, facts["driver_mounts"], {"api_key": "k"})
+    specs = replica_specs(
+        placed["placements"], "a2", models, facts["driver_mounts"], {"api_key": "k", "api_key_file": "/etc/npu-fleet/secrets/api-key"}
+    )
     return facts, models, specs
 
 

@@ -505,3 +505,14 @@ def test_the_vllm_entrypoint_hands_the_file_to_vllm_and_nothing_else(tmp_path):
         VLLM_KEY_ENTRYPOINT[:2] + [script, VLLM_KEY_ENTRYPOINT[3], "true"], capture_output=True, text=True, check=False
     )
     assert missing.returncode != 0  # no key file: the container fails instead of serving without a key
+
+
+def test_an_image_model_on_the_transformers_server_gets_room_for_images(placements, mounts):
+    """The profile of the real Qwen3-VL config says vision; its Transformers replica takes image-sized bodies."""
+    profile = profile_model(fixture_dir("Qwen__Qwen3-VL-8B-Instruct"))
+    assert profile["vision"] is True and profile_model(fixture_dir("Qwen__Qwen3-8B"))["vision"] is False
+    placed = dict(placements["qwen3 8b/tp2"], host="a2")
+    for vision, expected in ((profile, str(24 * 1024 * 1024)), ({}, None)):
+        models = [{"name": "qwen3 8b/tp2", "path": "/m", "profile": vision}]
+        [spec] = replica_specs([placed], "a2", models, mounts, {})
+        assert spec["env"].get("NPU_SERVE_MAX_BODY_BYTES") == expected

@@ -10,9 +10,10 @@ import time
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from . import protocol
+from . import images as image_inputs
+from . import jsonbody, protocol
 from .admission import Admission, Overloaded
-from .metrics import Metrics
+from .metrics import CONTENT_TYPE, Metrics
 from .protocol import CHAT, COMPLETION, RequestError
 
 LOG = logging.getLogger("npu_fleet_server")
@@ -37,10 +38,13 @@ class Server:
     def __init__(self, settings, engine, metrics=None):
         self.settings = settings
         self.engine = engine
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics or Metrics(model_name=settings.served_model_name)
         self.admission = Admission(settings.max_concurrent, settings.max_queue, settings.queue_timeout)
+        engine.on_batch = lambda rows: self.metrics.observe("batch_size", rows)
         self.app = Flask("npu_fleet_server")
         self.app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+        # The gunicorn worker (worker.py) counts the connections it drops in these metrics.
+        self.app.extensions["npu_fleet_server"] = self
         self._routes()
 
     # -- plumbing -----------------------------------------------------------
@@ -107,10 +111,8 @@ class Server:
         return _json(body, status=503)
 
     def prometheus(self):
-        self.metrics.set("model_ready", 1 if self.engine.ready else 0)
-        self.metrics.set("requests_in_flight", self.admission.active)
-        self.metrics.set("requests_waiting", self.admission.waiting)
-        return Response(self.metrics.render(), mimetype="text/plain; version=0.0.4")
+        self.metrics.set_load(self.admission.active, self.admission.waiting, self.engine.ready)
+        return Response(self.metrics.render(), content_type=CONTENT_TYPE)
 
     def models(self):
         if not self.engine.ready:
@@ -126,23 +128,24 @@ class Server:
                         "owned_by": "npu.fleet",
                         "root": self.settings.model_path,
                         "max_model_len": self.engine.max_model_len,
+                        "input_modalities": self.engine.input_modalities,
                     }
                 ],
             }
         )
 
     def _body(self):
-        raw = request.get_data(cache=False)
-        try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise RequestError("the request body is not valid JSON: %s" % exc) from None
+        return jsonbody.parse(request.get_data(cache=False))
 
     def generate(self, kind):
         if not self.engine.ready:
             return _error(RequestError("the model is still loading", status=503, kind="server_error"), headers={"Retry-After": "5"})
         try:
             parsed = protocol.parse(self._body(), kind, self.settings.served_model_name)
+            # Images are fetched and decoded before admission: a slow image URL holds a
+            # request thread (bounded by NPU_SERVE_IMAGE_FETCH_TIMEOUT), never a generation slot.
+            self.engine.check_images(parsed)
+            pictures = image_inputs.load(parsed.images, self.settings) if parsed.images else None
         except RequestError as exc:
             return _error(exc)
         try:
@@ -154,13 +157,15 @@ class Server:
                 headers={"Retry-After": str(exc.retry_after)},
             )
         try:
-            generation = self.engine.start(parsed)
+            generation = self.engine.start(parsed, pictures)
         except RequestError as exc:
             self.admission.release(0.0)
             return _error(exc)
         except Exception:
             self.admission.release(0.0)
             raise
+        if pictures:
+            self.metrics.inc("images_total", len(pictures))
         request_id = protocol.new_id(kind)
         if parsed.stream:
             return Response(
@@ -246,9 +251,10 @@ class Server:
         duration = time.monotonic() - started
         self.admission.release(duration)
         metrics = self.metrics
-        finish_reason, stop_reason = generation.finish
+        finish_reason, stop_reason = generation.finish_reason
         if error is not None:
             finish_reason = "error"
+        metrics.finished(generation.prompt_tokens, generation.completion_tokens, finish_reason, ttft, duration, generation.queue_seconds)
         metrics.inc("prompt_tokens_total", generation.prompt_tokens)
         metrics.inc("generation_tokens_total", generation.completion_tokens)
         metrics.inc("finished_total", reason=finish_reason)

@@ -41,7 +41,7 @@ def error_body(message: str, kind: str, param: Optional[str] = None, code: Optio
 @dataclasses.dataclass
 class GenerationRequest:
     kind: str
-    messages: Optional[List[Dict[str, str]]] = None
+    messages: Optional[List[Dict[str, Any]]] = None
     prompt: Optional[Union[str, List[int]]] = None
     max_tokens: Optional[int] = None
     temperature: Optional[float] = None
@@ -53,6 +53,7 @@ class GenerationRequest:
     stream: bool = False
     include_usage: bool = False
     echo: bool = False
+    images: List[str] = dataclasses.field(default_factory=list)  # image URLs, in the order of the image parts
 
 
 def _is_int(value) -> bool:
@@ -86,6 +87,16 @@ def _optional_number(body, name, low, high, low_open=False):
     return float(value)
 
 
+SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1  # what torch.Generator.manual_seed takes
+
+
+def _seed(body):
+    seed = _optional_int(body, "seed")
+    if seed is not None and not SEED_MIN <= seed <= SEED_MAX:
+        raise RequestError("'seed' must be between %d and %d" % (SEED_MIN, SEED_MAX), param="seed")
+    return seed
+
+
 def _optional_bool(body, name, default=False):
     value = body.get(name, default)
     if value is None:
@@ -108,24 +119,49 @@ def _stop(body) -> List[str]:
     return [item for item in value if item]
 
 
-def _content_text(content, index) -> str:
+IMAGE_PART = {"type": "image"}  # where an image goes, for the model's chat template
+PARTS_HELP = (
+    'messages[%d].content[%d]: content parts are text parts ({"type": "text", "text": ...}) or image parts '
+    '({"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}})'
+)
+
+
+def _image_url(part, index, position) -> str:
+    ref = part.get("image_url")
+    if isinstance(ref, dict):
+        ref = ref.get("url")
+    if not isinstance(ref, str) or not ref:
+        raise RequestError(PARTS_HELP % (index, position), param="messages")
+    return ref
+
+
+def _content(content, index, images: List[str]):
+    """A message's content: a string when it is text only, else parts with image placeholders."""
     if isinstance(content, str):
         return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-                raise RequestError(
-                    'messages[%d].content: only text parts ({"type": "text", "text": ...}) are served' % index, param="messages"
-                )
-            parts.append(part["text"])
-        return "".join(parts)
     if content is None:
         return ""
-    raise RequestError("messages[%d].content must be a string or a list of text parts" % index, param="messages")
+    if not isinstance(content, list):
+        raise RequestError("messages[%d].content must be a string or a list of content parts" % index, param="messages")
+    parts = []
+    for position, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            if parts and "text" in parts[-1]:
+                parts[-1] = {"type": "text", "text": parts[-1]["text"] + part["text"]}
+            else:
+                parts.append({"type": "text", "text": part["text"]})
+        elif kind == "image_url":
+            images.append(_image_url(part, index, position))
+            parts.append(dict(IMAGE_PART))
+        else:
+            raise RequestError(PARTS_HELP % (index, position), param="messages")
+    if all("text" in part for part in parts):
+        return "".join(part["text"] for part in parts)
+    return parts
 
 
-def _messages(body) -> List[Dict[str, str]]:
+def _messages(body, images: List[str]) -> List[Dict[str, Any]]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise RequestError("'messages' must be a non-empty list", param="messages")
@@ -136,7 +172,7 @@ def _messages(body) -> List[Dict[str, str]]:
         role = message.get("role")
         if not isinstance(role, str) or not role:
             raise RequestError("messages[%d].role must be a non-empty string" % index, param="messages")
-        out.append({"role": role, "content": _content_text(message.get("content"), index)})
+        out.append({"role": role, "content": _content(message.get("content"), index, images)})
     return out
 
 
@@ -185,13 +221,13 @@ def parse(body: Any, kind: str, served_model_name: str) -> GenerationRequest:
         top_k=_optional_int(body, "top_k", -1),
         repetition_penalty=_optional_number(body, "repetition_penalty", 0.0, 10.0, low_open=True),
         stop=_stop(body),
-        seed=_optional_int(body, "seed"),
+        seed=_seed(body),
         stream=_optional_bool(body, "stream"),
         include_usage=_optional_bool(stream_options or {}, "include_usage"),
         echo=_optional_bool(body, "echo") if kind == COMPLETION else False,
     )
     if kind == CHAT:
-        request.messages = _messages(body)
+        request.messages = _messages(body, request.images)
     else:
         request.prompt = _prompt(body)
     return request

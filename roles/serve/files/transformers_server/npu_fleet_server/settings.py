@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Tuple
 
 PREFIX = "NPU_SERVE_"
 DEVICES = ("auto", "npu", "cuda", "cpu")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
+
+
+def _not_positive(value):
+    """True for 0, a negative number and NaN (which compares false with everything)."""
+    return value != value or value <= 0  # pylint: disable=comparison-with-itself
 
 
 class SettingsError(ValueError):
@@ -45,6 +50,14 @@ class Settings:
     repeat_block_count: int = 3
     warmup_tokens: int = 4
     debug: bool = False
+    batch: bool = True
+    request_read_timeout: float = 10.0
+    send_timeout: float = 30.0
+    max_images: int = 4
+    max_image_bytes: int = 8388608
+    max_image_pixels: int = 16777216
+    allow_image_urls: Tuple[str, ...] = ()
+    image_fetch_timeout: float = 10.0
 
     def check(self) -> "Settings":
         """Reject combinations that would make the server hang or misreport."""
@@ -52,13 +65,25 @@ class Settings:
             raise SettingsError("%sDEVICE=%r: use one of %s" % (PREFIX, self.device, ", ".join(DEVICES)))
         if self.dtype not in DTYPES:
             raise SettingsError("%sDTYPE=%r: use one of %s" % (PREFIX, self.dtype, ", ".join(DTYPES)))
-        positive = ("threads", "timeout", "max_concurrent", "max_body_bytes", "default_max_tokens", "repeat_block_min_tokens")
+        positive = (
+            "threads",
+            "timeout",
+            "max_concurrent",
+            "max_body_bytes",
+            "default_max_tokens",
+            "repeat_block_min_tokens",
+            "max_image_bytes",
+            "max_image_pixels",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise SettingsError("%s%s=%r: must be at least 1" % (PREFIX, name.upper(), getattr(self, name)))
-        for name in ("max_queue", "max_repeated_chunks", "warmup_tokens"):
+        for name in ("max_queue", "max_repeated_chunks", "warmup_tokens", "max_images"):
             if getattr(self, name) < 0:
                 raise SettingsError("%s%s=%r: must be 0 or more" % (PREFIX, name.upper(), getattr(self, name)))
+        for name in ("request_read_timeout", "send_timeout", "image_fetch_timeout"):
+            if _not_positive(getattr(self, name)):
+                raise SettingsError("%s%s=%r: must be above 0 seconds" % (PREFIX, name.upper(), getattr(self, name)))
         if self.max_model_len is not None and self.max_model_len < 2:
             raise SettingsError("%sMAX_MODEL_LEN=%r: must be at least 2" % (PREFIX, self.max_model_len))
         if self.repeat_block_max_tokens < self.repeat_block_min_tokens:
@@ -177,7 +202,48 @@ def from_env(env: Optional[Mapping[str, str]] = None) -> Settings:
         repeat_block_count=_int(env, "REPEAT_BLOCK_COUNT", 3),
         warmup_tokens=_int(env, "WARMUP_TOKENS", 4),
         debug=_bool(env, "DEBUG", False),
+        batch=_bool(env, "BATCH", True),
+        request_read_timeout=_float(env, "REQUEST_READ_TIMEOUT", 10.0),
+        send_timeout=_float(env, "SEND_TIMEOUT", 30.0),
+        max_images=_int(env, "MAX_IMAGES", 4),
+        max_image_bytes=_int(env, "MAX_IMAGE_BYTES", 8388608),
+        max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", 16777216),
+        allow_image_urls=_hosts(env, "ALLOW_IMAGE_URLS"),
+        image_fetch_timeout=_float(env, "IMAGE_FETCH_TIMEOUT", 10.0),
     ).check()
+
+
+def _hosts(env, name) -> Tuple[str, ...]:
+    """Host names for image URLs: ``a.example,b.example``; a leading dot allows subdomains."""
+    value = _text(env, name)
+    if value is None:
+        return ()
+    hosts = tuple(item.strip().lower() for item in value.split(",") if item.strip())
+    for host in hosts:
+        if any(char in host for char in "/:@ ") or host == ".":
+            raise SettingsError("%s%s=%r: list host names only (no scheme, port or path)" % (PREFIX, name, host))
+    return hosts
+
+
+@dataclasses.dataclass(frozen=True)
+class Transport:
+    """What the gunicorn worker needs before any request reaches the app."""
+
+    max_body_bytes: int
+    request_read_timeout: float
+    send_timeout: float
+
+
+def transport_from_env(env: Optional[Mapping[str, str]] = None) -> Transport:
+    env = os.environ if env is None else env
+    transport = Transport(
+        max_body_bytes=_int(env, "MAX_BODY_BYTES", 1048576),
+        request_read_timeout=_float(env, "REQUEST_READ_TIMEOUT", 10.0),
+        send_timeout=_float(env, "SEND_TIMEOUT", 30.0),
+    )
+    if transport.max_body_bytes < 1 or _not_positive(transport.request_read_timeout) or _not_positive(transport.send_timeout):
+        raise SettingsError("%sMAX_BODY_BYTES, _REQUEST_READ_TIMEOUT and _SEND_TIMEOUT must be above 0" % PREFIX)
+    return transport
 
 
 DEFAULT_REPETITION_PENALTY = 1.2
