@@ -86,7 +86,7 @@ def test_failed_replacement_is_rolled_back_and_reported(host, tmp_path):
     answer = requests.post(
         "http://%s:%d/v1/chat/completions" % (address, port),
         headers={"Authorization": "Bearer " + API_KEY},
-        json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4},
+        json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, "temperature": 0},
         timeout=60,
     )
     assert answer.status_code == 200 and answer.json()["choices"][0]["message"]["content"]
