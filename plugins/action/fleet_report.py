@@ -24,6 +24,7 @@ from ansible_collections.npu.fleet.plugins.module_utils._report import (
     build_report,
     collect_hosts,
     gateway_endpoints,
+    host_states,
     judge,
     open_hosts,
     profiles_by_model,
@@ -40,6 +41,7 @@ ARGUMENT_SPEC = {
     "template": {"type": "str"},
     "dest": {"type": "path"},
     "kind": {"type": "str", "choices": ["deploy", "status"], "default": "deploy"},
+    "unreachable": {"type": "list", "elements": "str", "default": []},
 }
 
 
@@ -78,6 +80,7 @@ class ActionModule(ActionBase):
         found.update(read_hostvars(hostvars, gateway_names))
         report["gateways"] = gateway_endpoints(found)
         report["open_hosts"] = open_hosts(found)
+        report["hosts"] = host_states(found, names, plan, args["unreachable"])
         report["kind"] = args["kind"]
         if args["kind"] == "status":
             report["totals"]["statuses"] = status_totals(report["rows"])

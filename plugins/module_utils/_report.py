@@ -14,7 +14,16 @@ rendered from this data by the npu.fleet.report role's template
 npu.fleet.fleet_report only gathers the inputs from hostvars.
 """
 
-__all__ = ["COLUMNS", "build_report", "collect_hosts", "endpoint_url", "gateway_endpoints", "profiles_by_model", "reach_address"]
+__all__ = [
+    "COLUMNS",
+    "build_report",
+    "collect_hosts",
+    "endpoint_url",
+    "gateway_endpoints",
+    "host_states",
+    "profiles_by_model",
+    "reach_address",
+]
 
 # The columns of the per-host table, in order (the template lists them too).
 COLUMNS = ("model", "params", "architecture", "backend", "image", "host", "chips", "port", "url", "max_model_len", "status", "ttft_ms")
@@ -203,7 +212,106 @@ def build_report(plan, probes, profiles, addresses=None, check_mode=False):
         "unhealthy": sum(1 for row in rows if not row["healthy"]),
         "unplaced": len(unplaced),
     }
-    return {"rows": rows, "unplaced": unplaced, "totals": totals}
+    return {"rows": rows, "unplaced": unplaced, "totals": totals, "notes": plan_notes(plan)}
+
+
+# The stage a playbook records on a host (npu_fleet_stage) when it finished every step there.
+STAGE_DONE = "done"
+
+
+def _planned_here(plan, name):
+    """The plan's changes that touch host ``name``, as short phrases ("move llama/1 from here")."""
+    phrases = []
+    for change in (plan or {}).get("changes") or []:
+        if change.get("action") == "keep":
+            continue
+        ends = [end for end in (change.get("from"), change.get("to")) if isinstance(end, dict) and end.get("host") == name]
+        if ends:
+            phrases.append("%s %s/%s" % (change["action"], change.get("model"), change.get("replica")))
+    return phrases
+
+
+def host_states(host_vars_by_name, names, plan=None, unreachable=()):
+    """One record per host that did not finish the run: ``host``, ``state``, ``detail``.
+
+    A host finished when its playbook recorded ``npu_fleet_stage: done``. One that did not either failed preflight
+    (``npu_preflight.ok`` false: it received nothing, what it ran runs on), or stopped in the stage it last
+    recorded, unreachable (``unreachable``: a connection check after the run failed) or failed there. The detail
+    says what the plan meant to change on it, so the operator knows what may be half-done, and what to do.
+    """
+    states = []
+    lost = set(str(name) for name in unreachable or ())
+    for name in names or []:
+        host_vars = (host_vars_by_name or {}).get(name) or {}
+        stage = str(host_vars.get("npu_fleet_stage") or "")
+        if stage == STAGE_DONE:
+            continue
+        preflight = host_vars.get("npu_preflight") if isinstance(host_vars.get("npu_preflight"), dict) else {}
+        planned = _planned_here(plan, name)
+        if preflight and preflight.get("ok") is False:
+            errors = [
+                str(item.get("code"))
+                for item in preflight.get("problems") or []
+                if isinstance(item, dict) and item.get("severity") == "error"
+            ]
+            states.append(
+                {
+                    "host": name,
+                    "state": "failed preflight",
+                    "detail": "%s: it received nothing and what it ran runs on as it was; fix it (see the preflight report) "
+                    "and run again" % (", ".join(errors) or "errors"),
+                }
+            )
+            continue
+        where = ("during %s" % stage) if stage else "before discovery"
+        state = ("unreachable, stopped %s" if name in lost else "failed %s") % where
+        if not stage:
+            detail = "it received nothing"
+        elif planned:
+            detail = "the plan changed here: %s; any of these may be half-done" % ", ".join(planned)
+        else:
+            detail = "the plan changed nothing here; its replicas run on as they were"
+        fix = (
+            "bring it back and run the deploy again: it converges"
+            if name in lost
+            else "see the failed task in the run's output, fix it and run again"
+        )
+        states.append({"host": name, "state": state, "detail": "%s; %s" % (detail, fix)})
+    return states
+
+
+# Placement reasons that only restate the routine (a kept replica, the chosen TP size): not worth a note.
+ROUTINE_REASONS = ("kept: still fits", "tensor_parallel_size auto")
+
+
+def plan_notes(plan):
+    """Why the plan did what an operator would not guess: a replica moved or removed (a chip in alarm, a host that
+    left), a port other than the chip's, a context capped, a replica left on a host that failed preflight. One
+    record per note: ``model``, ``replica``, ``host``, ``note``."""
+    notes = []
+    for change in (plan or {}).get("changes") or []:
+        if change.get("action") in ("move", "remove") and change.get("reason"):
+            where = (change.get("from") or {}).get("host")
+            notes.append(
+                {
+                    "model": change.get("model"),
+                    "replica": change.get("replica"),
+                    "host": where,
+                    "note": "%s: %s" % (change["action"], change["reason"]),
+                }
+            )
+    for placement in (plan or {}).get("placements") or []:
+        for reason in placement.get("reasons") or []:
+            if not str(reason).startswith(ROUTINE_REASONS):
+                notes.append(
+                    {
+                        "model": placement.get("model"),
+                        "replica": placement.get("replica"),
+                        "host": placement.get("host"),
+                        "note": str(reason),
+                    }
+                )
+    return notes
 
 
 def judge(report, kind="deploy", where="the report"):

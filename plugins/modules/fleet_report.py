@@ -64,6 +64,13 @@ options:
     type: str
     choices: [deploy, status]
     default: deploy
+  unreachable:
+    description:
+      - Hosts of O(hosts) a connection check after the run could not reach (the npu.fleet.report role checks the hosts
+        that did not record C(npu_fleet_stage=done)); RV(report.hosts) says they are unreachable rather than failed.
+    type: list
+    elements: str
+    default: []
   check_mode:
     description:
       - Whether the run is a check-mode run, in which nothing was started or probed (replicas then show as
@@ -246,6 +253,18 @@ report:
       type: list
       elements: str
       sample: []
+    hosts:
+      description:
+        - One entry per host of O(hosts) that did not finish the run (its playbook did not record
+          C(npu_fleet_stage=done)), each with C(host), C(state) (V(failed preflight), V(failed during <stage>),
+          V(unreachable, stopped during <stage>), or V(... before discovery)) and C(detail) (what the plan meant to
+          change there, so what may be half-done, and what to do).
+      type: list
+      elements: dict
+      sample:
+        - host: npu-a2-02
+          state: unreachable, stopped during serve
+          detail: "the plan changed here: move llama-3.1-8b/1; any of these may be half-done; bring it back and run the deploy again: it converges"
     kind:
       description: The O(kind) of the report.
       type: str
@@ -266,6 +285,7 @@ def main():
             "template": {"type": "str"},
             "dest": {"type": "path"},
             "kind": {"type": "str", "choices": ["deploy", "status"], "default": "deploy"},
+            "unreachable": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ansible_collections.npu.fleet.plugins.plugin_utils._plain import plain
 
-# The host variables read: probe results, where a host is reached, its gateway endpoint.
+# The host variables read: probe results, where a host is reached, its gateway endpoint, how far its run got.
 HOSTVARS = (
     "health_probe_results",
     "npu_fleet_advertise_address",
@@ -23,6 +23,8 @@ HOSTVARS = (
     "ansible_host",
     "gateway_endpoint",
     "serve_anonymous",
+    "npu_fleet_stage",
+    "npu_preflight",
 )
 
 

@@ -27,6 +27,7 @@ from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan.search impor
     _demand_of,
     _fewest_chips,
     _greedy,
+    _note_port,
     _place_one,
     _Planner,
     _record,
@@ -143,6 +144,7 @@ def _evict_and_replace(planner: _Planner, host: _Host, model: _Model, replica: i
     found = planner.best_on_host(host, model)
     port = planner.port_for(host, model, replica, found[1], planner.accepts(host, model, replica))
     record = _record(model, replica, host, found[1], found[2], port)
+    _note_port(planner, host, model, record)
     planner.commit(host, record, record.pop("_candidate_chips"))
     replaced = []
     for victim in sorted(released, key=lambda item: (-len(item["_chips"]), item["model"], item["replica"])):

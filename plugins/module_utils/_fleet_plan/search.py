@@ -310,6 +310,21 @@ class _Planner:
                 return port
         return candidate
 
+    def port_reason(self, host: _Host, model: _Model, chips: List[_Chip], port: int) -> Optional[str]:
+        """Why a new replica did not get its device port (range start + davinci number): something npu.fleet did
+        not start listens there (``ss`` at discovery, or fleet_plan_used_ports), so the operator sees the detour."""
+        if self.port_scheme != "device" or model.port is not None or not chips or chips[0].number is None:
+            return None
+        wanted = host.port_low + chips[0].number
+        if wanted == port or wanted not in host.used_ports:
+            return None
+        return "port %d (range start + davinci%d) is in use on %s by a process npu.fleet did not start: took %d" % (
+            wanted,
+            chips[0].number,
+            host.name,
+            port,
+        )
+
     # ---- commit and release
 
     def commit(self, host: _Host, record: Dict[str, Any], chips: List[_Chip]) -> None:
@@ -464,6 +479,13 @@ def _fewest_chips(planner: _Planner, model: _Model, host: _Host) -> int:
     return planner.fewest[key]
 
 
+def _note_port(planner: _Planner, host: _Host, model: _Model, record: Dict[str, Any]) -> None:
+    """Add the planner's port detour, if any, to a new record's reasons."""
+    why = planner.port_reason(host, model, record["_candidate_chips"], record["port"])
+    if why:
+        record["reasons"].append(why)
+
+
 def _record(model: _Model, replica: int, host: _Host, chips: List[_Chip], option: _Option, port: int) -> Dict[str, Any]:
     """A placement before output formatting."""
     fit = option.fit
@@ -554,6 +576,7 @@ def _place_one(planner: _Planner, model: _Model, replica: int) -> bool:
             if found is None:
                 continue
             record = _record(model, replica, host, found[1], found[2], planner.port_for(host, model, replica, found[1], port))
+            _note_port(planner, host, model, record)
             planner.commit(host, record, record.pop("_candidate_chips"))
             return True  # commit changed the bucket lists: stop iterating them
     return False

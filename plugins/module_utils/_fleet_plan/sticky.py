@@ -65,7 +65,7 @@ def _shape_ok(host: _Host, chips: List[_Chip]) -> bool:
     return True
 
 
-def _stay_reason(planner: _Planner, entry: Dict[str, Any]) -> Tuple[Optional[str], Optional[Dict[str, Any]]]:
+def _checked_stay(planner: _Planner, entry: Dict[str, Any]) -> Tuple[Optional[str], Optional[Dict[str, Any]]]:
     """(None, record) when the running replica stays as it is, else (why it cannot, None)."""
     model = planner.models.get(entry["model"])
     if model is None:
@@ -75,9 +75,7 @@ def _stay_reason(planner: _Planner, entry: Dict[str, Any]) -> Tuple[Optional[str
     host = planner.hosts.get(entry["host"])
     if host is None:
         return "host %s is no longer in the fleet" % entry["host"], None
-    if not host.ok:
-        return "host %s failed preflight" % host.name, None
-    if not planner.eligible(model, host):
+    if host.ok and not planner.eligible(model, host):
         return "host %s no longer matches the model's hosts/labels/port constraints" % host.name, None
     by_device = dict((chip.device, chip) for chip in host.chips if chip.device)
     chips = []
@@ -107,6 +105,21 @@ def _stay_reason(planner: _Planner, entry: Dict[str, Any]) -> Tuple[Optional[str
     return None, _record(model, entry["replica"], host, chips, option, port)
 
 
+def _stay_reason(planner: _Planner, entry: Dict[str, Any]) -> Tuple[Optional[str], Optional[Dict[str, Any]]]:
+    """As _checked_stay; on a host that failed preflight a replica that still matches the catalogue stays as it
+    runs: nothing is done on that host this run, so starting a copy elsewhere would leave two of it serving
+    (the one there cannot be removed), and the running one keeps serving its clients. One that no longer
+    matches is placed elsewhere; its old container there is removed when the host passes preflight again."""
+    why, record = _checked_stay(planner, entry)
+    host = planner.hosts.get(entry["host"])
+    if host is None or host.ok:
+        return why, record
+    if record is None:
+        return "%s; host %s failed preflight, so it runs on there until the host passes again" % (why, host.name), None
+    record["_kept_because"] = "host %s failed preflight: nothing there changes this run, the replica runs on as it is" % host.name
+    return None, record
+
+
 def _sticky_pass(planner: _Planner, current: List[Dict[str, Any]]) -> Dict[Tuple[str, int], Dict[str, Any]]:
     """Keep every running replica that is still valid; return why the others cannot stay."""
     gone = {}  # type: Dict[Tuple[str, int], Dict[str, Any]]
@@ -119,7 +132,7 @@ def _sticky_pass(planner: _Planner, current: List[Dict[str, Any]]) -> Dict[Tuple
             gone.setdefault(key, dict(entry, _why=why))
             continue
         record["kept"] = True
-        record["reasons"].insert(0, "kept: still fits on the same host, chips and port")
+        record["reasons"].insert(0, record.pop("_kept_because", "kept: still fits on the same host, chips and port"))
         planner.commit(planner.hosts[record["host"]], record, record.pop("_candidate_chips"))
         gone.pop(key, None)
     return gone

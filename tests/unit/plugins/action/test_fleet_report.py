@@ -91,6 +91,9 @@ FACTS_PLAY = """
       ansible.builtin.set_fact:
         health_probe_results: "{{ fake_probes[inventory_hostname] }}"
       when: inventory_hostname in fake_probes
+    - name: How far each host got (a host without probe results stopped at the probe)
+      ansible.builtin.set_fact:
+        npu_fleet_stage: "{{ 'done' if inventory_hostname in fake_probes else 'probe' }}"
 """
 
 
@@ -183,7 +186,7 @@ def test_report_play_writes_markdown_and_json_then_fails_on_the_unhealthy_replic
     ) in flat, flat[-3000:]
 
     report = json.loads((report_dir / "report.json").read_text())
-    assert sorted(report) == ["gateways", "kind", "open_hosts", "rows", "totals", "unplaced"]  # no markdown in the JSON
+    assert sorted(report) == ["gateways", "hosts", "kind", "notes", "open_hosts", "rows", "totals", "unplaced"]  # no markdown in the JSON
     assert report["open_hosts"] == []  # no host served without a key
     assert report["kind"] == "deploy" and report["totals"]["unhealthy"] == sum(1 for row in report["rows"] if not row["healthy"]) > 1
     assert report["gateways"] == {"router": [], "models": {}}  # no gateway in this play
@@ -212,8 +215,14 @@ def test_report_play_writes_markdown_and_json_then_fails_on_the_unhealthy_replic
 
     markdown = (report_dir / "report.md").read_text()
     assert markdown.startswith(
-        "# npu.fleet deployment report\n\n%d replica(s): %d healthy, 1 failed, 1 unplaced.\n\n## n1\n"
-        % (report["totals"]["replicas"], report["totals"]["healthy"])
+        "# npu.fleet deployment report\n\n%d replica(s): %d healthy, 1 failed, 1 unplaced.\n\n## Hosts that did not finish\n\n"
+        "- **n2**: failed during probe - the plan changed here: %s; any of these may be half-done; see the failed task in the "
+        "run's output, fix it and run again\n\n## n1\n"
+        % (
+            report["totals"]["replicas"],
+            report["totals"]["healthy"],
+            ", ".join("add %s/%s" % (c["model"], c["replica"]) for c in planned["changes"] if (c["to"] or {}).get("host") == "n2"),
+        )
     )
     assert "| model | params | architecture | backend | image | host | chips | port | url | max_model_len | status | ttft_ms |" in markdown
     assert "| http://[fd00::12]:" in markdown and "## n2" in markdown

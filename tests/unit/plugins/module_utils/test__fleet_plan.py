@@ -155,6 +155,24 @@ def test_a_host_that_failed_preflight_receives_nothing(qwen8):
     assert "bad [910b] receives nothing: failed preflight" in render_table(result)
 
 
+def test_a_replica_on_a_host_that_failed_preflight_runs_on_there_and_is_not_doubled(qwen8):
+    hosts = {"bad": a2_host(count=2, preflight_ok=False), "good": a2_host(count=2)}
+    running = [
+        {"model": "q8", "replica": 0, "host": "good", "devices": ["/dev/davinci0"], "port": 18000},
+        {"model": "q8", "replica": 1, "host": "bad", "devices": ["/dev/davinci1"], "port": 18001},
+    ]
+    result = plan(hosts, [model("q8", qwen8, replicas=2)], current=running)
+    assert where(result) == {("q8", 0): ("good", ["/dev/davinci0"], 18000), ("q8", 1): ("bad", ["/dev/davinci1"], 18001)}
+    assert [c["action"] for c in result["changes"]] == ["keep", "keep"]
+    kept_there = [p for p in result["placements"] if p["host"] == "bad"][0]
+    assert kept_there["reasons"][0] == "host bad failed preflight: nothing there changes this run, the replica runs on as it is"
+    # A replica there that no longer matches the catalogue is placed on a host that passed; the old one is left.
+    moved = plan(hosts, [model("q8", qwen8, replicas=2, tensor_parallel_size=2)], current=running)
+    assert sorted(p["host"] for p in moved["placements"]) == ["good"]
+    reasons = [c["reason"] for c in moved["changes"] if c["replica"] == 1 and c["action"] != "keep"]
+    assert reasons and "host bad failed preflight, so it runs on there until the host passes again" in reasons[0]
+
+
 def test_only_failed_hosts_gives_a_reason(qwen8):
     result = plan({"bad": a2_host(preflight_ok=False)}, [model("q8", qwen8)])
     assert result["unplaced"] == [{"model": "q8", "replica": 0, "reason": "no host passed preflight", "needs": []}]
@@ -410,6 +428,9 @@ def test_device_ports_read_the_chip_off_the_port_and_step_past_taken_ones(qwen8,
     host["used_ports"] = [18006]  # something else listens there
     result = plan({"n1": host}, [model("q8", qwen8, replicas=2, spread=False)])
     assert sorted((p["devices"][0], p["port"]) for p in result["placements"]) == [("/dev/davinci6", 18007), ("/dev/davinci7", 18008)]
+    detour = [p for p in result["placements"] if p["devices"] == ["/dev/davinci6"]][0]
+    assert "port 18006 (range start + davinci6) is in use on n1 by a process npu.fleet did not start: took 18007" in detour["reasons"]
+    assert not any("in use" in reason for p in result["placements"] if p["devices"] == ["/dev/davinci7"] for reason in p["reasons"])
     with pytest.raises(PlacementError, match="port_scheme must be one of device, hash"):
         plan({"n1": host}, [model("q8", qwen8)], port_scheme="random")
 

@@ -334,3 +334,59 @@ def test_hosts_that_serve_without_a_key_are_named_open():
 
     hosts = {"a2": {"serve_anonymous": True}, "a3": {"serve_anonymous": False}, "duo": {}, "gw": None}
     assert open_hosts(hosts) == ["a2"]
+
+
+def test_hosts_that_did_not_finish_are_named_with_what_may_be_half_done():
+    from ansible_collections.npu.fleet.plugins.module_utils._report import host_states
+
+    result, profile = real_plan(hosts=("a2", "b2", "c2", "d2"))
+    one = [p for p in result["placements"] if p["model"] == "qwen3-8b"][0]
+    current = [dict(one, host="b2")]
+    # qwen3-8b/0 ran on b2 before; it moves, so the plan touches b2 (remove there) and one.host (start there).
+    moved = plan(
+        dict((host, {"chips": [chip(n) for n in range(8)], "preflight_ok": host != "d2"}) for host in ("a2", "b2", "c2", "d2")),
+        [{"name": "qwen3-8b", "profile": profile, "replicas": 1, "hosts": ["a2"]}],
+        current=current,
+    )
+    hostvars = {
+        "a2": {"npu_fleet_stage": "done"},
+        "b2": {"npu_fleet_stage": "serve"},
+        "c2": {"npu_fleet_stage": "probe"},
+        "d2": {
+            "npu_fleet_stage": "preflight",
+            "npu_preflight": {"ok": False, "problems": [{"code": "FWKACLLIB_MISSING", "severity": "error"}]},
+        },
+        "e2": {},
+    }
+    states = host_states(hostvars, ["a2", "b2", "c2", "d2", "e2"], moved, unreachable=["b2", "e2"])
+    assert states == [
+        {
+            "host": "b2",
+            "state": "unreachable, stopped during serve",
+            "detail": "the plan changed here: move qwen3-8b/0; any of these may be half-done; "
+            "bring it back and run the deploy again: it converges",
+        },
+        {
+            "host": "c2",
+            "state": "failed during probe",
+            "detail": "the plan changed nothing here; its replicas run on as they were; "
+            "see the failed task in the run's output, fix it and run again",
+        },
+        {
+            "host": "d2",
+            "state": "failed preflight",
+            "detail": "FWKACLLIB_MISSING: it received nothing and what it ran runs on as it was; fix it (see the preflight report) "
+            "and run again",
+        },
+        {
+            "host": "e2",
+            "state": "unreachable, stopped before discovery",
+            "detail": "it received nothing; bring it back and run the deploy again: it converges",
+        },
+    ]
+    report = build_report(moved, [], profiles_by_model([]), {})
+    report["hosts"] = states
+    lines = render(report).splitlines()
+    section = lines.index("## Hosts that did not finish")
+    assert lines[section + 2].startswith("- **b2**: unreachable, stopped during serve - the plan changed here: move qwen3-8b/0")
+    assert lines[section + 5].startswith("- **e2**: unreachable, stopped before discovery - it received nothing")
