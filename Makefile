@@ -38,12 +38,14 @@ collection:
 demo: venv images collection
 	ansible-playbook -i inventory/demo tests/emulator/fleet.yml
 	ansible-playbook -i inventory/demo tests/emulator/serving_prereqs.yml
+	ansible-playbook -i inventory/demo tests/emulator/hub.yml
 	ansible-playbook -i inventory/demo deploy-models.yml
 	python tests/emulator/demo_requests.py npu-fleet-report/report.json
 	ansible-playbook -i inventory/demo fleet-status.yml
 
 demo-down: venv collection
 	ansible-playbook -i inventory/demo tests/emulator/fleet.yml -e emulator_state=absent
+	ansible-playbook -i inventory/demo tests/emulator/hub.yml -e emulator_hub_state=absent
 
 lint: venv collection
 	ansible-lint --profile production --offline
@@ -58,7 +60,7 @@ ruff: venv
 
 # Test paths, pythonpath and -p no:cacheprovider: pyproject.toml.
 unit: venv
-	pytest -q
+	pytest -q -n auto
 
 changelog-lint: venv
 	antsibull-changelog lint
@@ -75,13 +77,9 @@ changelog-release: venv
 sanity-cores: venv
 	bash scripts/sanity-cores.sh
 
-# One scenario at a time, each timed: docs/development.md records the figures.
+# Every scenario, timed, in two lanes at once (scripts/molecule-lanes.sh; MOLECULE_LANES=1 runs them one by one).
 molecule: venv images collection
-	@for scenario in $$(ls molecule); do \
-	  start=$$(date +%s); \
-	  molecule test -s $$scenario; \
-	  echo "==> molecule scenario $$scenario: $$(( $$(date +%s) - start )) s"; \
-	done
+	bash scripts/molecule-lanes.sh
 
 test: lint changelog-lint docs-check sanity ruff unit molecule
 

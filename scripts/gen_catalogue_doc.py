@@ -85,15 +85,34 @@ def render_doc(catalogue):
     lines += [_row(field, with_readers=False) for field in catalogue.SERVE_FIELDS]
     lines += [
         "",
-        "Rules between fields: `name` is unique; `path` or `profile` is given; `force` needs `image`;",
+        "`source` says where the weights come from (docs/model-sources.md); which fields each type takes:",
+        "%s."
+        % "; ".join("`%s`: %s" % (kind, ", ".join("`%s`" % key for key in keys)) for kind, keys in catalogue.SOURCE_TYPE_FIELDS.items()),
+        "",
+        "| field | type | default | allowed | read by | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [_row(field, with_readers=True) for field in catalogue.SOURCE_FIELDS]
+    lines += [
+        "",
+        "Rules between fields: `name` is unique; `force` needs `image`;",
         "`min_model_len` is at most `max_model_len`; `share_chip` needs `tensor_parallel_size` `auto` or `1`;",
         "`extra_args` may not set the flags npu.fleet sets from the plan (%s)."
         % ", ".join("`%s`" % flag for flag in catalogue.PLAN_OWNED_FLAGS),
         "",
+        "Rules of `source`: type `host` (the default) needs `profile`, `path` or `host_path`; type `controller` needs",
+        "`source.path` or `path` (the same directory when both are given); type `hub` needs `repo` and `revision` and",
+        "takes no `path` (the controller holds no copy); `profile_host` only with type `host`; a `controller` or `hub`",
+        "model without `host_path` goes to `npu_fleet_model_root/<name>` (default `%s/<name>`), so its name must be a"
+        % catalogue.DEFAULT_MODEL_ROOT,
+        "plain directory name; a token is never a catalogue value (`source.token`, credentials in `endpoint` and a",
+        "token given as `token_var` are refused); a `revision` that is not a 40-character commit sha gets a warning.",
+        "",
         "Rules between entries: no two names give the same container name (`a/b` and `a-b` both become",
         "`npu-fleet-a-b-<replica>`: Docker refuses `/`); no two entries set the same `gateway_port`; the ports of",
         "two entries with `port` (`port` .. `port` + `replicas` - 1) do not overlap unless their `hosts` or `labels`",
-        "keep them on different hosts.",
+        "keep them on different hosts; a `controller` or `hub` model shares its host directory with no other entry",
+        "(nor holds one or sits inside one).",
         "",
         'Text values are turned into their types (`"2"` -> 2, `"yes"` -> true), as extra vars and AWX survey',
         "answers arrive as text. Where a default is `-`, the reader decides: image selection takes the",

@@ -26,6 +26,7 @@ from ansible_collections.npu.fleet.plugins.module_utils._report import (
     gateway_endpoints,
     host_states,
     judge,
+    model_sources,
     open_hosts,
     profiles_by_model,
     report_stats,
@@ -81,6 +82,7 @@ class ActionModule(ActionBase):
         report["gateways"] = gateway_endpoints(found)
         report["open_hosts"] = open_hosts(found)
         report["hosts"] = host_states(found, names, plan, args["unreachable"])
+        report["sources"] = model_sources(found)
         report["kind"] = args["kind"]
         if args["kind"] == "status":
             report["totals"]["statuses"] = status_totals(report["rows"])

@@ -11,53 +11,27 @@ and out. Documentation: plugins/modules/model_catalogue.py.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.npu.fleet.plugins.module_utils._catalogue import CatalogueError, validate_catalogue
+from ansible_collections.npu.fleet.plugins.module_utils._catalogue import (
+    DEFAULT_MODEL_ROOT,
+    CatalogueError,
+    catalogue_warnings,
+    validate_catalogue,
+    with_host_paths,
+)
+from ansible_collections.npu.fleet.plugins.module_utils._catalogue_profiles import merge_profiles, missing_profiles, profile_catalogue
+from ansible_collections.npu.fleet.plugins.module_utils._model_profile import profile_model
 from ansible_collections.npu.fleet.plugins.plugin_utils._plain import plain
-from ansible_collections.npu.fleet.plugins.module_utils._model_profile import ModelProfileError, profile_model
 
 ARGUMENT_SPEC = {
     "models": {"type": "raw", "required": True},
     "profiles": {"type": "list", "elements": "dict", "default": []},
     "fact": {"type": "str", "default": "npu_fleet_catalogue"},
+    "model_root": {"type": "str", "default": DEFAULT_MODEL_ROOT},
 }
-
-
-def _remote_profiles(results):
-    """Model name -> profile from the registered results of npu.fleet.model_profile run on profile hosts."""
-    found = {}
-    for result in results:
-        item = result.get("item") or {}
-        if isinstance(item, Mapping) and item.get("name") and isinstance(result.get("profile"), Mapping):
-            found[str(item["name"])] = plain(result["profile"])
-    return found
-
-
-def profile_catalogue(catalogue, remote):
-    """Fill each entry's profile: given, profiled on its profile_host (``remote``), or read here from ``path``.
-
-    Returns the catalogue and the jobs left for profile hosts ({name, path, host}).
-    """
-    jobs = []
-    for entry in catalogue:
-        if "profile" in entry:
-            continue
-        if entry["name"] in remote:
-            entry["profile"] = remote[entry["name"]]
-        elif entry.get("profile_host"):
-            jobs.append({"name": entry["name"], "path": entry["path"], "host": entry["profile_host"]})
-        else:
-            try:
-                entry["profile"] = profile_model(entry["path"])
-            except ModelProfileError as exc:
-                raise CatalogueError(
-                    "model %s: cannot profile path %s on the controller: %s; fix the checkpoint, or set "
-                    "profile_host to the host that holds it" % (entry["name"], entry["path"], exc)
-                ) from None
-    return catalogue, jobs
 
 
 class ActionModule(ActionBase):
@@ -67,14 +41,34 @@ class ActionModule(ActionBase):
     _requires_connection = False
 
     def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         del tmp
         unused, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        hosts = [str(name) for name in (task_vars.get("groups") or {}).get("npu_hosts") or []]
+        hostvars = task_vars.get("hostvars") or {}
+        labels = dict((name, plain((hostvars[name] if name in hostvars else {}).get("fleet_plan_labels") or {})) for name in hosts)
         try:
-            catalogue = validate_catalogue(plain(args["models"]))
-            catalogue, jobs = profile_catalogue(catalogue, _remote_profiles(plain(args["profiles"])))
+            catalogue = with_host_paths(validate_catalogue(plain(args["models"])), args["model_root"])
+            if args["profiles"]:
+                catalogue = merge_profiles(catalogue, plain(args["profiles"]))
+                directory_jobs, hub_jobs = [], []
+                missing = missing_profiles(catalogue)
+                if missing:
+                    raise CatalogueError(missing)
+            else:
+                catalogue, directory_jobs, hub_jobs = profile_catalogue(catalogue, hosts, labels, profile_model, os.path.isdir)
         except CatalogueError as exc:
             result.update(failed=True, msg=str(exc))
             return result
-        result.update(changed=False, catalogue=catalogue, remote_profiles=jobs, ansible_facts={args["fact"]: catalogue})
+        warnings = catalogue_warnings(catalogue)
+        if warnings:
+            result["warnings"] = warnings
+        result.update(
+            changed=False,
+            catalogue=catalogue,
+            remote_profiles=directory_jobs,
+            hub_profiles=hub_jobs,
+            ansible_facts={args["fact"]: catalogue},
+        )
         return result

@@ -45,8 +45,10 @@ options:
     description: >-
       Serve role settings: C(bind_address), C(shm_size), C(restart_policy), C(log_max_size), C(log_max_file), C(dtype),
       C(extra_args), C(env), C(use_ascend_runtime), C(api_key), C(api_key_file) (the host file holding it, mounted
-      read-only), C(transformers_threads), C(transformers_max_concurrent), C(transformers_max_queue),
-      C(transformers_device).
+      read-only), C(server_api_key_file) (its copy owned by the Transformers server's non-root uid),
+      C(transformers_threads), C(transformers_max_concurrent), C(transformers_max_queue), C(transformers_device),
+      C(cap_add) (capabilities given back after C(cap_drop=ALL); none by default), C(device_access) (npu_facts'
+      owner, group and mode of the device nodes: who each replica runs as).
     type: dict
     default: {}
   images:

@@ -41,9 +41,12 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from ansible_collections.npu.fleet.plugins.module_utils._safetensors import ModelProfileError, _read_header
 
 __all__ = [
+    "CheckpointDirectory",
     "DTYPE_BYTES",
     "ModelProfileError",
     "dtype_bytes",
+    "parse_json_object",
+    "profile_files",
     "profile_model",
     "state_shapes",
     "state_tensor_bytes",
@@ -121,21 +124,60 @@ def _read_json(path: str, required: bool = True) -> Optional[Dict[str, Any]]:
         raise ModelProfileError("%s: file not found" % path)
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelProfileError("%s: cannot read: %s" % (path, exc))
+    return parse_json_object(path, text)
+
+
+def parse_json_object(where: str, text: str) -> Dict[str, Any]:
+    """Parse the text of a JSON file that must hold an object; errors name ``where`` and the position."""
     try:
         data = json.loads(text)
     except ValueError as exc:
         lineno = getattr(exc, "lineno", "?")
         colno = getattr(exc, "colno", "?")
         msg = getattr(exc, "msg", str(exc))
-        raise ModelProfileError("%s: invalid JSON at line %s column %s: %s" % (path, lineno, colno, msg))
+        raise ModelProfileError("%s: invalid JSON at line %s column %s: %s" % (where, lineno, colno, msg))
     except RecursionError:
-        raise ModelProfileError("%s: JSON nested too deeply to read (a corrupt or hostile file); replace it with the published one" % path)
+        raise ModelProfileError("%s: JSON nested too deeply to read (a corrupt or hostile file); replace it with the published one" % where)
     if not isinstance(data, dict):
-        raise ModelProfileError("%s: expected a JSON object, found %s" % (path, type(data).__name__))
+        raise ModelProfileError("%s: expected a JSON object, found %s" % (where, type(data).__name__))
     return data
 
 
-def _weights(path: str, warnings: List[str]) -> Dict[str, Any]:
+class CheckpointDirectory(object):
+    """The files of a checkpoint directory on this host, as the profile reads them.
+
+    The profile never opens a file itself: it asks a checkpoint object for file
+    names, sizes, JSON files and safetensors headers. This one reads a
+    directory; ``_hub_profile`` gives the same answers from a model hub's file
+    listing and HTTP range reads, so both build the profile with the same rules.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def where(self, name: str) -> str:
+        """How errors and warnings name file ``name`` of the checkpoint."""
+        return os.path.join(self.path, name)
+
+    def names(self) -> List[str]:
+        """Names of the files at the top of the checkpoint."""
+        return os.listdir(self.path)
+
+    def has(self, name: str) -> bool:
+        return os.path.isfile(self.where(name))
+
+    def size(self, name: str) -> int:
+        return os.path.getsize(self.where(name))
+
+    def read_json(self, name: str, required: bool = True) -> Optional[Dict[str, Any]]:
+        return _read_json(self.where(name), required)
+
+    def header(self, name: str) -> Tuple[Dict[str, Any], int, Tuple[int, int, int]]:
+        """(header, header length, (data bytes, elements, end of data)) of one safetensors file."""
+        return _read_header(self.where(name))
+
+
+def _weights(files: CheckpointDirectory, warnings: List[str]) -> Dict[str, Any]:
     """Find the weights: exact bytes, stored element count and tensor names.
 
     Preference: the safetensors index's ``metadata.total_size`` (what the
@@ -144,9 +186,9 @@ def _weights(path: str, warnings: List[str]) -> Dict[str, Any]:
     missing or truncated shards.
     """
     result = {"bytes": None, "bytes_source": None, "elements": None, "names": [], "files": 0, "format": None}
-    index_path = os.path.join(path, SAFETENSORS_INDEX_FILE)
-    index = _read_json(index_path, required=False)
-    shards = sorted(f for f in os.listdir(path) if f.endswith(".safetensors"))
+    index_path = files.where(SAFETENSORS_INDEX_FILE)
+    index = files.read_json(SAFETENSORS_INDEX_FILE, required=False)
+    shards = sorted(f for f in files.names() if f.endswith(".safetensors"))
     complete = True
     if index is not None:
         weight_map = index.get("weight_map")
@@ -155,7 +197,7 @@ def _weights(path: str, warnings: List[str]) -> Dict[str, Any]:
         result["names"] = list(weight_map)
         result["format"] = "safetensors"
         listed = sorted(set(str(v) for v in weight_map.values()))
-        shards = [f for f in listed if os.path.isfile(os.path.join(path, f))]
+        shards = [f for f in listed if files.has(f)]
         complete = len(shards) == len(listed)
         if not shards:
             warnings.append(
@@ -174,12 +216,12 @@ def _weights(path: str, warnings: List[str]) -> Dict[str, Any]:
             result["bytes_source"] = "%s metadata.total_size" % SAFETENSORS_INDEX_FILE
     if not shards:
         if index is None:
-            _pytorch_weights(path, result, warnings)
+            _pytorch_weights(files, result, warnings)
         return result
     summed, elements = 0, 0
     names = []  # type: List[str]
     for shard in shards:
-        header, _length, (shard_bytes, shard_elements, _end) = _read_header(os.path.join(path, shard))
+        header, _length, (shard_bytes, shard_elements, _end) = files.header(shard)
         summed += shard_bytes
         elements += shard_elements
         if index is None:
@@ -200,17 +242,17 @@ def _weights(path: str, warnings: List[str]) -> Dict[str, Any]:
     return result
 
 
-def _pytorch_weights(path: str, result: Dict[str, Any], warnings: List[str]) -> None:
+def _pytorch_weights(files: CheckpointDirectory, result: Dict[str, Any], warnings: List[str]) -> None:
     """Fallback for pickle checkpoints: index total_size, else file sizes."""
-    index = _read_json(os.path.join(path, PYTORCH_INDEX_FILE), required=False)
-    bins = sorted(f for f in os.listdir(path) if f.endswith(".bin") and f.startswith("pytorch_model"))
+    index = files.read_json(PYTORCH_INDEX_FILE, required=False)
+    bins = sorted(f for f in files.names() if f.endswith(".bin") and f.startswith("pytorch_model"))
     if index is not None:
         result["names"] = list((index.get("weight_map") or {}))
         total = (index.get("metadata") or {}).get("total_size")
         if isinstance(total, (int, float)) and total > 0:
             result.update({"bytes": int(total), "bytes_source": "%s metadata.total_size" % PYTORCH_INDEX_FILE})
     if bins and result["bytes"] is None:
-        result["bytes"] = sum(os.path.getsize(os.path.join(path, f)) for f in bins)
+        result["bytes"] = sum(files.size(f) for f in bins)
         result["bytes_source"] = "size of %d pytorch_model*.bin file(s) (pickle, approximate)" % len(bins)
     if bins or index is not None:
         result["format"] = "pytorch"
@@ -995,9 +1037,9 @@ def _estimate_parameters(
     return int(layers * attn + mlp_total + embeddings)
 
 
-def _generation_defaults(path: str) -> Optional[Dict[str, Any]]:
+def _generation_defaults(files: CheckpointDirectory) -> Optional[Dict[str, Any]]:
     """Sampling defaults vLLM applies from generation_config.json (``--generation-config auto``)."""
-    gen = _read_json(os.path.join(path, GENERATION_CONFIG_FILE), required=False)
+    gen = files.read_json(GENERATION_CONFIG_FILE, required=False)
     if gen is None:
         return None
     keys = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens", "do_sample", "eos_token_id")
@@ -1016,24 +1058,36 @@ def profile_model(path: str, dtype: Optional[str] = None) -> Dict[str, Any]:
     """
     if dtype and _normalise_dtype(dtype) != "auto":
         dtype_bytes(dtype)  # an unknown override is the caller's ValueError, not the config's
+    if not os.path.isdir(path):
+        raise ModelProfileError("%s: not a directory" % path)
+    files = CheckpointDirectory(path)
+    if not files.has(CONFIG_FILE):
+        raise ModelProfileError("%s: no %s in the model directory" % (files.where(CONFIG_FILE), CONFIG_FILE))
+    return profile_files(files, dtype)
+
+
+def profile_files(files: CheckpointDirectory, dtype: Optional[str] = None) -> Dict[str, Any]:
+    """Profile a checkpoint given as an object with CheckpointDirectory's methods; see profile_model.
+
+    ``files.path`` becomes the profile's ``path``; the caller has checked that
+    ``config.json`` exists.
+    """
+    if dtype and _normalise_dtype(dtype) != "auto":
+        dtype_bytes(dtype)  # an unknown override is the caller's ValueError, not the config's
     try:
-        return _profile_model(path, dtype)
+        return _profile_files(files, dtype)
     except (TypeError, ValueError, AttributeError, KeyError, IndexError, ZeroDivisionError, OverflowError) as exc:
         # The field checks above name the field; a value of a type no check foresaw (a list where a
         # number belongs, a string in a per-layer list) still ends here, never in a traceback.
         raise ModelProfileError(
             "%s: a field holds a value of an unexpected type or size (%s: %s); compare the config with the "
-            "model's published config.json" % (os.path.join(path, CONFIG_FILE), type(exc).__name__, exc)
+            "model's published config.json" % (files.where(CONFIG_FILE), type(exc).__name__, exc)
         ) from None
 
 
-def _profile_model(path: str, dtype: Optional[str]) -> Dict[str, Any]:
-    if not os.path.isdir(path):
-        raise ModelProfileError("%s: not a directory" % path)
-    config_path = os.path.join(path, CONFIG_FILE)
-    if not os.path.isfile(config_path):
-        raise ModelProfileError("%s: no %s in the model directory" % (config_path, CONFIG_FILE))
-    config = _read_json(config_path)
+def _profile_files(files: CheckpointDirectory, dtype: Optional[str]) -> Dict[str, Any]:
+    config_path = files.where(CONFIG_FILE)
+    config = files.read_json(CONFIG_FILE)
     text, text_key = _text_config(config)
     where = "%s%s" % (config_path, " (%s)" % text_key if text_key else "")
     warnings = []  # type: List[str]
@@ -1064,7 +1118,7 @@ def _profile_model(path: str, dtype: Optional[str]) -> Dict[str, Any]:
     loops = text.get("num_loops") if isinstance(text.get("num_loops"), int) and text.get("num_loops") > 1 else 1
     moe = _moe(text, layers, layer_map, warnings)
     quant = _quantization(config, text)
-    weights = _weights(path, warnings)
+    weights = _weights(files, warnings)
     extra, extra_prefix, seen = _extra_layers(weights["names"], layers)
     if moe is not None:
         moe["experts_in_weights"] = _experts_in_weights(weights["names"])
@@ -1106,7 +1160,7 @@ def _profile_model(path: str, dtype: Optional[str]) -> Dict[str, Any]:
     )
 
     profile = {
-        "path": path,
+        "path": files.path,
         "architecture": architecture,
         "architectures": architectures if isinstance(architectures, list) else [],
         "model_type": model_type,
@@ -1166,7 +1220,7 @@ def _profile_model(path: str, dtype: Optional[str]) -> Dict[str, Any]:
         "extra_layers_prefix": extra_prefix,
         "mtp_layers": mtp,
         "mtp_layers_source": mtp_source,
-        "generation_defaults": _generation_defaults(path),
+        "generation_defaults": _generation_defaults(files),
         "warnings": warnings,
     }
     return profile

@@ -12,7 +12,7 @@ result (or :class:`NpuFactsError`) into ``exit_json``/``fail_json``. Everything
 that decides something lives here: which npu-smi sub-commands to run and when,
 how chips get their physical ids and memory figures, where the driver, CANN,
 NNAL and Ascend Docker Runtime versions are read from, which host paths a
-container needs. Nothing here imports Ansible; the three things the module
+container needs, who may open the device nodes. Nothing here imports Ansible; the three things the module
 provides are passed in as callables:
 
 ``run(argv) -> (rc, stdout, stderr)``
@@ -28,9 +28,11 @@ runs on the target.
 
 from __future__ import annotations
 
+import grp
 import os
 import platform
 import re
+import stat
 
 from ansible_collections.npu.fleet.plugins.module_utils._ascend_versions import (
     AscendVersionError,
@@ -60,6 +62,8 @@ from ansible_collections.npu.fleet.plugins.module_utils._npu_smi import (
 DEFAULT_NPU_SMI = "/usr/local/bin/npu-smi"
 INSTALL_INFO = "/etc/ascend_install.info"
 DCMI_DIR = "/usr/local/dcmi"
+# The manager nodes every NPU container is given next to its /dev/davinciN.
+MANAGER_NODES = ("davinci_manager", "devmm_svm", "hisi_hdc")
 FACT_KEYS = (
     "npu_smi_version",
     "npu_smi_layout",
@@ -72,6 +76,7 @@ FACT_KEYS = (
     "nnal_version",
     "fwkacllib_path",
     "driver_mounts",
+    "device_access",
     "docker_runtime",
     "arch",
     "listening_ports",
@@ -207,6 +212,7 @@ class NpuFacts:
         facts = self._chip_facts(table, chips)
         facts.update(self._versions(table))
         facts.update(self._mounts(npu_smi.path, facts["cann_toolkit_home"]))
+        facts["device_access"] = self._device_access()
         facts["docker_runtime"] = self._docker_runtime()
         facts["arch"] = self.arch
         facts["listening_ports"] = self._listening_ports()
@@ -255,6 +261,18 @@ class NpuFacts:
         except OSError:
             return []
         return sorted(int(match.group(1)) for match in (re.match(r"^davinci(\d+)$", name) for name in names) if match)
+
+    def _device_access(self):
+        """Owner, group and mode of every /dev/davinciN and manager node (see device_access)."""
+        names = ["davinci%d" % number for number in self._davinci_nodes()] + list(MANAGER_NODES)
+        found = {}
+        for name in names:
+            try:
+                status = os.stat(os.path.join(self.params["dev_dir"], name))
+            except OSError:
+                continue
+            found["/dev/" + name] = (status.st_uid, status.st_gid, status.st_mode)
+        return device_access(found, _group_name)
 
     def _add_phy_ids(self, npu_smi, chips):
         """Physical ids the documented way: phyid-remap -p N for each /dev/davinciN."""
@@ -412,6 +430,35 @@ class NpuFacts:
             "registered_in_daemon_json": daemon["ascend_runtime_registered"],
             "default_runtime": daemon["default_runtime"],
         }
+
+
+def _group_name(gid):
+    try:
+        return grp.getgrgid(gid).gr_name
+    except (KeyError, OverflowError):
+        return None
+
+
+def device_access(nodes, group_name=None):
+    """The ``device_access`` fact: who may open the NPU device nodes of the host.
+
+    ``nodes`` maps each node's ``/dev`` path to ``(uid, gid, st_mode)`` as
+    ``os.stat`` gives them (a missing node is left out); ``group_name(gid)``
+    names a group (None when the host has no name for it). Docker gives a
+    container the host node with its owner, group and mode (``--device``), and
+    the Ascend Docker Runtime bind-mounts it, so these decide who opens it
+    inside. Returns ``{"nodes": {path: {"uid", "gid", "mode"}}, "gid", "group"}``:
+    ``mode`` as four octal digits (``"0660"``); ``gid`` and ``group`` the group
+    all nodes share (on a real host the driver's running group, HwHiAiUser),
+    None when they differ or there is no node.
+    """
+    public = {}
+    for path in sorted(nodes or {}):
+        uid, gid, mode = nodes[path]
+        public[path] = {"uid": int(uid), "gid": int(gid), "mode": "%04o" % stat.S_IMODE(int(mode))}
+    gids = set(node["gid"] for node in public.values())
+    gid = gids.pop() if len(gids) == 1 else None
+    return {"nodes": public, "gid": gid, "group": (group_name(gid) if group_name else None) if gid is not None else None}
 
 
 def _listdir(path):

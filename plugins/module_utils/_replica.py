@@ -35,7 +35,20 @@ Every trap of running vllm-ascend by hand is decided here, once:
   server reads ``NPU_SERVE_API_KEY_FILE``; vLLM takes its key only from
   ``--api-key`` or ``VLLM_API_KEY``, so its container starts through a shell
   entrypoint that reads the file into the vLLM process's own environment;
-* no privilege escalation inside (``no-new-privileges``).
+* no privilege escalation inside (``no-new-privileges``) and no capability
+  (``cap_drop: [ALL]``): nothing the runtimes do on one host needs one (opening
+  the device nodes, mapping device memory, shared memory between workers,
+  HCCL over the chips' own links, a port above 1024; docs/security.md). An
+  operator adds one back with ``cap_add`` (``serve_cap_add``);
+* who the process runs as (``run_as``): root without capabilities opens a
+  device node only as its owner, through its group or when everyone may, so
+  every container is given the group that owns the host's nodes (HwHiAiUser on
+  a real host, mode 0660); the Transformers server runs as its image's
+  non-root user (``SERVER_UID``) when that group lets it open every node, else
+  as root with the reason; a node nothing but ``CAP_DAC_OVERRIDE`` would open
+  (or nodes whose owner is unknown) gets that one capability back, with the
+  reason. A non-root server reads its own copy of the key file
+  (``server_api_key_file``, owned by its uid, mode 0400).
 
 With the Ascend Docker Runtime (``use_ascend_runtime``) the runtime mounts the
 devices and driver paths from ``ASCEND_VISIBLE_DEVICES`` (host ids) instead.
@@ -51,6 +64,7 @@ from ansible_collections.npu.fleet.plugins.module_utils._failure_signatures impo
 __all__ = [
     "ContainerSpecError",
     "CONTAINER_PORT",
+    "SERVER_UID",
     "LABELS",
     "LABEL_PREFIX",
     "MANAGER_DEVICES",
@@ -59,6 +73,7 @@ __all__ = [
     "container_spec",
     "previous_name",
     "replica_changes",
+    "run_as",
     "replica_specs",
     "replicas_deployed",
     "replicas_running",
@@ -82,6 +97,11 @@ VLLM_KEY_ENTRYPOINT = [
     'VLLM_API_KEY="$(cat %s)" && export VLLM_API_KEY && exec "$@"' % API_KEY_MOUNT,
     "npu-fleet-vllm",
 ]
+# The non-root user of the npu.fleet Transformers server image (its Dockerfile creates it with this uid and gid).
+SERVER_UID = 10001
+# The one capability that opens a device node whatever its owner, group and mode: given back only when nothing else can.
+_DAC_OVERRIDE = "DAC_OVERRIDE"
+_CAPABILITY_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _DEVICE_RE = re.compile(r"^/dev/davinci(\d+)$")
 _NAME_RE = re.compile(r"[^a-zA-Z0-9_.-]+")
 SHARED_CHIP_ENV = ("PYTORCH_NPU_ALLOC_CONF", "expandable_segments:True")
@@ -123,6 +143,12 @@ DEFAULTS = {
     "transformers_device": "npu",
     # From the model's profile (replica_specs): an image-text-to-text model on the Transformers server.
     "vision": False,
+    # Capabilities added back after cap_drop ALL (serve_cap_add); none by default.
+    "cap_add": [],
+    # npu_facts' device_access of the host: who may open the device nodes.
+    "device_access": None,
+    # Host path of the copy of the key a non-root server reads (owned by SERVER_UID); required with api_key then.
+    "server_api_key_file": None,
 }
 # A request body of an image model carries base64 images (a third larger than the files): room for a few.
 VISION_MAX_BODY_BYTES = 24 * 1024 * 1024
@@ -222,6 +248,126 @@ def _transformers_env(placement, model_dir, options):
     return env
 
 
+def _opens(node, uid, gids):
+    """Whether a process of ``uid`` with groups ``gids`` and no capability opens ``node`` read-write.
+
+    The kernel's order: the owner's bits for the owner, else the group's for a
+    member, else everyone's (root is no exception without CAP_DAC_OVERRIDE).
+    """
+    mode = int(str(node["mode"]), 8)
+    if int(node["uid"]) == uid:
+        return mode & 0o600 == 0o600
+    if int(node["gid"]) in gids:
+        return mode & 0o060 == 0o060
+    return mode & 0o006 == 0o006
+
+
+def _group_rw(node):
+    return int(str(node["mode"]), 8) & 0o060 == 0o060
+
+
+def _describe(path, node, names):
+    gid = int(node["gid"])
+    group = names.get(gid)
+    return "%s is %d:%s %s" % (path, int(node["uid"]), "%d (%s)" % (gid, group) if group else gid, node["mode"])
+
+
+def run_as(backend, device_paths, device_access, server_uid=SERVER_UID):
+    """Who a replica's process runs as, the groups it gets for the NPU, and why.
+
+    ``device_paths`` are the host nodes the container is given (its
+    ``/dev/davinciN`` and the manager nodes); ``device_access`` is npu_facts'
+    fact of the same name. Every container runs without capabilities, so:
+
+    * the groups are the non-root groups that may read and write the nodes
+      (on a real host the driver's HwHiAiUser group, mode 0660): with them
+      root, and the server's own user, open the nodes as a group member;
+    * the Transformers server runs as ``server_uid`` when those groups (or the
+      nodes' mode) let it open every node; otherwise as root, with the reason;
+    * vLLM runs as its image's user (root);
+    * when root still cannot open a node (an owner-only node of another user,
+      or nodes whose owner and mode are unknown) the container gets
+      ``DAC_OVERRIDE`` back, with the reason.
+
+    Returns ``{"user": "<uid>:<gid>" or None (the image's), "uid", "groups":
+    [gid as text], "cap_add": [], "fallback": bool, "reason": text}``;
+    ``fallback`` says the container got less isolation than planned (root
+    instead of the server's user, or DAC_OVERRIDE).
+    """
+    nodes = (device_access or {}).get("nodes") or {}
+    unknown = [path for path in device_paths if path not in nodes]
+    server = backend == "transformers"
+    root_user = "0:0" if server else None
+    if unknown:
+        return {
+            "user": root_user,
+            "uid": 0,
+            "groups": [],
+            "cap_add": [_DAC_OVERRIDE],
+            "fallback": True,
+            "reason": "the owner and mode of %s are not known (npu_facts gave no device_access): runs as root with %s"
+            % (", ".join(unknown), _DAC_OVERRIDE),
+        }
+    names = {}
+    if (device_access or {}).get("gid") is not None and device_access.get("group"):
+        names[int(device_access["gid"])] = device_access["group"]
+    # A node's group is given when it may read and write the node; the root group never (the server would be in it).
+    groups = sorted(set(int(nodes[path]["gid"]) for path in device_paths if _group_rw(nodes[path]) and int(nodes[path]["gid"]) != 0))
+    given = "group %s" % ", ".join("%d (%s)" % (gid, names[gid]) if gid in names else str(gid) for gid in groups) if groups else "no group"
+    reason = None
+    if server:
+        blocked = [path for path in device_paths if not _opens(nodes[path], server_uid, set(groups) | {server_uid})]
+        if not blocked:
+            return {
+                "user": "%d:%d" % (server_uid, server_uid),
+                "uid": server_uid,
+                "groups": [str(gid) for gid in groups],
+                "cap_add": [],
+                "fallback": False,
+                "reason": "runs as uid %d with %s: the device nodes let it open them" % (server_uid, given),
+            }
+        reason = "%s, which uid %d with %s cannot open: runs as root" % (_describe(blocked[0], nodes[blocked[0]], names), server_uid, given)
+    blocked = [path for path in device_paths if not _opens(nodes[path], 0, set(groups) | {0})]
+    if blocked:
+        extra = "%s, which root without capabilities cannot open: gets %s" % (
+            _describe(blocked[0], nodes[blocked[0]], names),
+            _DAC_OVERRIDE,
+        )
+        return {
+            "user": root_user,
+            "uid": 0,
+            "groups": [str(gid) for gid in groups],
+            "cap_add": [_DAC_OVERRIDE],
+            "fallback": True,
+            "reason": "%s; %s" % (reason, extra) if reason else extra,
+        }
+    return {
+        "user": root_user,
+        "uid": 0,
+        "groups": [str(gid) for gid in groups],
+        "cap_add": [],
+        "fallback": bool(reason),
+        "reason": reason or "runs as the image's user (root) without capabilities, with %s" % given,
+    }
+
+
+def _cap_add(placement, wanted):
+    """The operator's capabilities (serve_cap_add), as Docker names them: ``NET_RAW``, not ``cap_net_raw``."""
+    if isinstance(wanted, str) or not isinstance(wanted or [], (list, tuple)):
+        raise ContainerSpecError("%s: cap_add must be a list of capability names, got %r" % (placement["model"], wanted))
+    names = []
+    for item in wanted or []:
+        name = str(item).strip().upper()
+        name = name[4:] if name.startswith("CAP_") else name
+        if name == "ALL" or not _CAPABILITY_RE.match(name):
+            raise ContainerSpecError(
+                "%s: cap_add %r is not one capability name (such as SYS_PTRACE); ALL would give back every capability"
+                % (placement["model"], item)
+            )
+        names.append(name)
+    return names
+
+
 def container_spec(placement, model_path, driver_mounts, options=None):
     """docker_container parameters for one placement on its host.
 
@@ -259,13 +405,19 @@ def container_spec(placement, model_path, driver_mounts, options=None):
         devices += ["%s:%s:rwm" % (node, node) for node in MANAGER_DEVICES]
         volumes += ["%s:%s:ro" % (path, path) for path in sorted(driver_mounts or {}) if (driver_mounts or {})[path]]
 
-    entrypoint = None
+    device_paths = ["/dev/davinci%d" % number for number in host_ids] + list(MANAGER_DEVICES)
+    who = run_as(backend, device_paths, merged["device_access"])
+    cap_add = sorted(set(_cap_add(placement, merged["cap_add"])) | set(who["cap_add"]))
+    entrypoint, key_file = None, None
     if merged["api_key"]:
-        if not merged["api_key_file"] or not str(merged["api_key_file"]).startswith("/"):
+        key_file, option = (
+            (merged["api_key_file"], "api_key_file") if who["uid"] == 0 else (merged["server_api_key_file"], "server_api_key_file")
+        )
+        if not key_file or not str(key_file).startswith("/"):
             raise ContainerSpecError(
-                "%s: an API key is set but no absolute api_key_file on the host holds it (the serve role writes one)" % placement["model"]
+                "%s: an API key is set but no absolute %s on the host holds it (the serve role writes one)" % (placement["model"], option)
             )
-        volumes.append("%s:%s:ro" % (merged["api_key_file"], API_KEY_MOUNT))
+        volumes.append("%s:%s:ro" % (key_file, API_KEY_MOUNT))
     if backend == "vllm":
         command = _vllm_command(placement, model_dir, merged)
         if merged["api_key"]:
@@ -307,6 +459,18 @@ def container_spec(placement, model_path, driver_mounts, options=None):
         "labels": _labels(placement, backend, host_ids),
         "runtime": runtime,
         "security_opts": ["no-new-privileges"],
+        "cap_drop": ["ALL"],
+        "cap_add": cap_add,
+        "user": who["user"],
+        "groups": who["groups"],
+        # Not a container setting: why it runs as this user, and the key file that user reads (the serve role
+        # writes a non-root user's copy); left out of the spec hash.
+        "run_as": {
+            "uid": who["uid"],
+            "reason": who["reason"],
+            "fallback": who["fallback"],
+            "key_file": key_file,
+        },
     }
     spec["labels"][LABELS["spec_hash"]] = spec_hash(spec)
     spec["labels"][LABELS["auth_digest"]] = auth_digest(spec["name"], merged["api_key"])
@@ -315,7 +479,7 @@ def container_spec(placement, model_path, driver_mounts, options=None):
 
 def spec_hash(spec):
     """Short stable hash of everything but the secret: a changed plan changes the label."""
-    public = dict(spec)
+    public = dict((key, value) for key, value in spec.items() if key != "run_as")
     public["env"] = dict((key, "<secret>" if key.endswith("API_KEY") else value) for key, value in spec["env"].items())
     public["labels"] = dict(
         (key, value) for key, value in spec["labels"].items() if key not in (LABELS["spec_hash"], LABELS["auth_digest"])

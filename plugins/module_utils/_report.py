@@ -21,6 +21,7 @@ __all__ = [
     "endpoint_url",
     "gateway_endpoints",
     "host_states",
+    "model_sources",
     "profiles_by_model",
     "reach_address",
 ]
@@ -85,6 +86,18 @@ def gateway_endpoints(host_vars_by_name):
         for model, port in sorted((endpoint.get("ports") or {}).items()):
             models.setdefault(model, []).append(endpoint_url(endpoint["address"], port))
     return {"router": router, "models": models}
+
+
+def model_sources(host_vars_by_name):
+    """Per host and model, where its weights came from and what is on disk (``model_sources_results``, set by the
+    npu.fleet.model_sources role): ``host``, ``model``, ``source``, ``revision``, ``path``, ``bytes``,
+    ``fetched_bytes``, ``copied_files``; sorted by model, then host."""
+    rows = []
+    for name in sorted(host_vars_by_name or {}):
+        for row in (host_vars_by_name[name] or {}).get("model_sources_results") or []:
+            if isinstance(row, dict):
+                rows.append(dict(row, host=name))
+    return sorted(rows, key=lambda row: (str(row.get("model")), row["host"]))
 
 
 def open_hosts(host_vars_by_name):

@@ -30,6 +30,8 @@ __all__ = [
     "ModelProfileError",
     "SAFETENSORS_DTYPE_BYTES",
     "SAFETENSORS_MAX_HEADER",
+    "header_length",
+    "parse_header",
     "read_safetensors_header",
     "tensor_totals",
 ]
@@ -86,37 +88,54 @@ def _read_header(path: str) -> Tuple[Dict[str, Any], int, Tuple[int, int, int]]:
     try:
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
-            prefix = handle.read(8)
-            if len(prefix) < 8:
-                raise ModelProfileError(
-                    "%s: truncated safetensors file: %d bytes, shorter than the 8-byte header length" % (path, len(prefix))
-                )
-            (length,) = struct.unpack("<Q", prefix)
-            if length > SAFETENSORS_MAX_HEADER or length > size - 8:
-                raise ModelProfileError(
-                    "%s: truncated or corrupt safetensors header: it claims %d bytes, but the file holds %d after the "
-                    "8-byte length (safetensors caps headers at %d)" % (path, length, size - 8, SAFETENSORS_MAX_HEADER)
-                )
+            length = header_length(path, handle.read(8), size)
             raw = handle.read(length)
     except OSError as exc:
         raise ModelProfileError("%s: cannot read: %s" % (path, exc))
+    header, totals = parse_header(path, raw, length, size)
+    return header, length, totals
+
+
+def header_length(where: str, prefix: bytes, size: int) -> int:
+    """The JSON header length from a file's first 8 bytes, checked against the file size.
+
+    ``where`` names the file in errors (a path, or a hub URL when the bytes
+    came from a range request); ``size`` is the whole file's size in bytes.
+    """
+    if len(prefix) < 8:
+        raise ModelProfileError("%s: truncated safetensors file: %d bytes, shorter than the 8-byte header length" % (where, len(prefix)))
+    (length,) = struct.unpack("<Q", prefix[:8])
+    if length > SAFETENSORS_MAX_HEADER or length > size - 8:
+        raise ModelProfileError(
+            "%s: truncated or corrupt safetensors header: it claims %d bytes, but the file holds %d after the "
+            "8-byte length (safetensors caps headers at %d)" % (where, length, size - 8, SAFETENSORS_MAX_HEADER)
+        )
+    return length
+
+
+def parse_header(where: str, raw: bytes, length: int, size: int) -> Tuple[Dict[str, Any], Tuple[int, int, int]]:
+    """(header dict, tensor_totals) of the ``length`` header bytes of a file of ``size`` bytes; see _read_header."""
+    if len(raw) < length:
+        raise ModelProfileError(
+            "%s: truncated safetensors file: the header claims %d bytes, only %d could be read" % (where, length, len(raw))
+        )
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise ModelProfileError("%s: safetensors header is not valid JSON: %s" % (path, exc))
+        raise ModelProfileError("%s: safetensors header is not valid JSON: %s" % (where, exc))
     except RecursionError:
         raise ModelProfileError(
-            "%s: safetensors header is JSON nested too deeply to read (a corrupt or hostile file); download the shard again" % path
+            "%s: safetensors header is JSON nested too deeply to read (a corrupt or hostile file); download the shard again" % where
         )
     if not isinstance(header, dict):
-        raise ModelProfileError("%s: safetensors header is not a JSON object" % path)
-    totals = tensor_totals(path, header)
+        raise ModelProfileError("%s: safetensors header is not a JSON object" % where)
+    totals = tensor_totals(where, header)
     if totals[2] > size - 8 - length:
         raise ModelProfileError(
             "%s: truncated safetensors file: tensor data ends at byte %d of the data section, but only %d bytes "
-            "follow the header (incomplete download?)" % (path, totals[2], size - 8 - length)
+            "follow the header (incomplete download?)" % (where, totals[2], size - 8 - length)
         )
-    return header, length, totals
+    return header, totals
 
 
 def _is_int(value: Any) -> bool:

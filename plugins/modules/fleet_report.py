@@ -265,6 +265,16 @@ report:
         - host: npu-a2-02
           state: unreachable, stopped during serve
           detail: "the plan changed here: move llama-3.1-8b/1; any of these may be half-done; bring it back and run the deploy again: it converges"
+    sources:
+      description:
+        - Per host and model, where the weights came from (C(model_sources_results) of the npu.fleet.model_sources role) -
+          C(host), C(model), C(source) (V(host), V(controller), or the hub and repository), C(revision), C(path),
+          C(bytes) on disk, C(fetched_bytes) and C(copied_files) (what this run moved).
+      type: list
+      elements: dict
+      sample:
+        - {host: npu-a2-01, model: qwen3-8b, source: huggingface Qwen/Qwen3-8B, revision: 0123456789abcdef0123456789abcdef01234567,
+           path: /data/models/qwen3-8b, bytes: 16388034560, fetched_bytes: 0, copied_files: 0}
     kind:
       description: The O(kind) of the report.
       type: str

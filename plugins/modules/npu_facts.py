@@ -16,8 +16,8 @@ description:
     (ids, C(/dev/davinci<N>) device node, health, power, temperature, AI Core usage, memory, processes)
     under RV(ansible_facts.npu).
   - Reads the driver, firmware, CANN toolkit and NNAL/ATB version files under O(ascend_root), checks
-    which host paths a container needs bind-mounted, and whether the Ascend Docker Runtime is installed
-    and registered in the Docker daemon configuration.
+    which host paths a container needs bind-mounted, who owns the device nodes (owner, group, mode), and
+    whether the Ascend Docker Runtime is installed and registered in the Docker daemon configuration.
   - The device node of a chip follows its B(physical) id (Huawei npu-smi reference for
     C(npu-smi info -t phyid-remap) "obtain the physical ID with ls /dev/davinci*";
     Ascend Docker Runtime C(runtime/main.go) and Ascend Device Plugin C(pkg/server/plugin.go) mount
@@ -46,7 +46,8 @@ options:
     default: /etc/docker/daemon.json
   dev_dir:
     description:
-      - Directory holding the C(davinci<N>) device nodes, listed to derive physical ids with C(npu-smi info -t phyid-remap).
+      - Directory holding the C(davinci<N>) device nodes, listed to derive physical ids with C(npu-smi info -t phyid-remap)
+        and read for RV(ansible_facts.npu.device_access).
       - Returned device paths always name C(/dev/davinci<N>); change this only for tests or chroots.
     type: path
     default: /dev
@@ -279,6 +280,31 @@ ansible_facts:
             /usr/local/dcmi: true
             /usr/local/bin/npu-smi: true
             /usr/local/Ascend/ascend-toolkit/latest/fwkacllib: false
+        device_access:
+          description:
+            - Who may open the NPU device nodes - every C(davinci<N>) under O(dev_dir) and the manager nodes
+              C(davinci_manager), C(devmm_svm), C(hisi_hdc) - as their owner, group and mode on the host; a container
+              gets each node with the same owner, group and mode. The serve role decides from it which user a replica
+              runs as and which group it is given (on a real host the driver's running group, C(HwHiAiUser), mode
+              C(0660)).
+            - V(null) with O(npu_smi_info_file).
+          returned: always
+          type: dict
+          contains:
+            nodes:
+              description: Per node path (named C(/dev/<name>)), its C(uid), C(gid) and C(mode) (four octal digits).
+              type: dict
+              sample:
+                /dev/davinci0: {uid: 1000, gid: 1000, mode: "0660"}
+                /dev/davinci_manager: {uid: 1000, gid: 1000, mode: "0660"}
+            gid:
+              description: The group all nodes share; V(null) when they differ or no node exists.
+              type: int
+              sample: 1000
+            group:
+              description: Name of RV(ansible_facts.npu.device_access.gid) on the host; V(null) when it has none.
+              type: str
+              sample: HwHiAiUser
         docker_runtime:
           description: Ascend Docker Runtime state; V(null) with O(npu_smi_info_file).
           returned: always

@@ -25,6 +25,7 @@ HOSTVARS = (
     "serve_anonymous",
     "npu_fleet_stage",
     "npu_preflight",
+    "model_sources_results",
 )
 
 

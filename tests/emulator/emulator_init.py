@@ -4,7 +4,8 @@
 TEST EQUIPMENT ONLY (PID 1 of the emulated host image). From the host profile
 named by $NPU_EMULATOR_PROFILE it creates what a real Atlas server has and
 our roles read or mount: /dev/davinci<N> character nodes plus the manager
-nodes, the driver / firmware / CANN / NNAL version files, driver lib64,
+nodes (owned by the driver's running user and group HwHiAiUser, uid and gid
+1000, mode 0660, as the driver makes them), the driver / firmware / CANN / NNAL version files, driver lib64,
 dcmi, /etc/ascend_install.info, optionally fwkacllib and the Ascend Docker
 Runtime registered in /etc/docker/daemon.json. Then it execs dockerd so the
 host can run containers of its own (Docker-in-Docker).
@@ -23,6 +24,11 @@ ACTIVE_PROFILE = "/etc/npu-emulator/profile.yml"
 ASCEND = "/usr/local/Ascend"
 DAVINCI_MAJOR = 236
 RUNTIME_DIR = ASCEND + "/Ascend-Docker-Runtime"
+# The driver's running user and group (CANN install guide: "the running user and user group are HwHiAiUser by
+# default"; MindCluster: its UID and GID are 1000 on every host and in containers).
+DRIVER_USER = "HwHiAiUser"
+DRIVER_ID = 1000
+DEVICE_MODE = 0o660
 
 
 def write(path, text, mode=0o644):
@@ -33,9 +39,30 @@ def write(path, text, mode=0o644):
 
 
 def mknod(path, minor):
+    """A character node like the driver's: HwHiAiUser:HwHiAiUser, mode 0660 (set after mknod, which the umask trims)."""
     if os.path.exists(path):
         os.unlink(path)
-    os.mknod(path, 0o660 | stat.S_IFCHR, os.makedev(DAVINCI_MAJOR, minor))
+    os.mknod(path, DEVICE_MODE | stat.S_IFCHR, os.makedev(DAVINCI_MAJOR, minor))
+    os.chown(path, DRIVER_ID, DRIVER_ID)
+    os.chmod(path, DEVICE_MODE)
+
+
+def _has_entry(path, name):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return any(line.split(":", 1)[0] == name for line in handle)
+    except FileNotFoundError:
+        return False
+
+
+def create_driver_user():
+    """The HwHiAiUser user and group a driver install needs first (CANN install guide: groupadd / useradd)."""
+    if not _has_entry("/etc/group", DRIVER_USER):
+        with open("/etc/group", "a", encoding="utf-8") as handle:
+            handle.write("%s:x:%d:\n" % (DRIVER_USER, DRIVER_ID))
+    if not _has_entry("/etc/passwd", DRIVER_USER):
+        with open("/etc/passwd", "a", encoding="utf-8") as handle:
+            handle.write("%s:x:%d:%d::/home/%s:/usr/sbin/nologin\n" % (DRIVER_USER, DRIVER_ID, DRIVER_ID, DRIVER_USER))
 
 
 def chip_count(profile):
@@ -186,6 +213,7 @@ def main():
     shutil.copyfile(source, ACTIVE_PROFILE)
     with open(ACTIVE_PROFILE, encoding="utf-8") as handle:
         profile = yaml.safe_load(handle)
+    create_driver_user()
     create_devices(profile)
     create_driver(profile)
     create_cann(profile)

@@ -15,7 +15,7 @@ import re
 import pytest
 import yaml
 
-from ansible_collections.npu.fleet.plugins.module_utils._catalogue import FIELDS, validate_catalogue
+from ansible_collections.npu.fleet.plugins.module_utils._catalogue import FIELDS, SOURCE_FIELDS, validate_catalogue
 from ansible_collections.npu.fleet.plugins.module_utils._fleet_plan import plan
 from ansible_collections.npu.fleet.plugins.module_utils._image_select import image_selection
 from ansible_collections.npu.fleet.plugins.module_utils._model_profile import profile_model
@@ -88,7 +88,7 @@ def test_documents_name_only_fields_the_schema_has():
     with open(os.path.join(REPO_ROOT, "docs", "catalogue.md"), encoding="utf-8") as handle:
         documented = re.findall(r"^\| `([a-z_]+)` \| ", handle.read(), re.M)
     serve_fields = ["extra_args", "env", "dtype", "shm_size"]
-    assert documented == NAMES + serve_fields
+    assert documented == NAMES + serve_fields + [field.name for field in SOURCE_FIELDS]
     with open(os.path.join(REPO_ROOT, "plugins", "modules", "fleet_plan.py"), encoding="utf-8") as handle:
         doc = handle.read().split("  current:", 1)[0].split("  models:", 1)[1]
     named = set(re.findall(r"C\(([a-z_]+)\)", doc)) - {"npu_fleet_catalogue"}

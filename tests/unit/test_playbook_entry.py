@@ -24,9 +24,10 @@ def tasks(tmp_path, *args):
 
 def test_tags_plan_plans_only_and_tags_serve_plans_then_serves(tmp_path):
     plan_only = tasks(tmp_path, "--tags", "plan")
-    assert "Validate the catalogue and profile its models on the controller" in plan_only
+    assert "Validate the catalogue and profile on the controller the models it holds" in plan_only
     assert "Plan every replica over hosts, chips and ports" in plan_only
     assert "Start the new replicas" not in plan_only and "Probe every replica" not in plan_only
+    assert "Verify each model directory on this host" not in plan_only
     assert "Run the gateway of this host" not in plan_only
     serve = tasks(tmp_path, "--tags", "serve")
     order = [
@@ -35,6 +36,7 @@ def test_tags_plan_plans_only_and_tags_serve_plans_then_serves(tmp_path):
             "Validate the catalogue",
             "Discover the NPUs and the Ascend stack",
             "Plan every replica",
+            "Verify each model directory on this host",
             "Start the new replicas and the stopped ones",
             "Roll the replacements, one wave at a time",
             "Probe every replica of this host at once",

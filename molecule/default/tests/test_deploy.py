@@ -14,6 +14,12 @@ import requests
 
 API_KEY = "molecule-test-key"
 MANAGER_NODES = {"/dev/davinci_manager", "/dev/devmm_svm", "/dev/hisi_hdc"}
+# The emulated host's device nodes are HwHiAiUser:HwHiAiUser (1000) 0660, as the driver makes them
+# (tests/emulator/emulator_init.py); the Transformers server image's non-root user (_replica.SERVER_UID).
+DEVICE_GID = "1000"
+SERVER_UID = "10001"
+# serve_cap_add is left at its default: no capability is given back.
+PLANNED_CAP_ADD = []
 
 
 def ephemeral(*parts):
@@ -97,6 +103,25 @@ def test_vllm_command_line_is_the_plan_and_hides_the_key(host, placements):
     assert "vllm-standin" in host.check_output("docker logs npu-fleet-qwen3-8b-0 2>&1 | head -n 5")
 
 
+@pytest.mark.parametrize("model, uid", [("qwen3-8b", "0"), ("tiny-mtp", SERVER_UID)])
+def test_replica_runs_without_capabilities_as_its_planned_user_with_the_device_group(host, placements, model, uid):
+    name = "npu-fleet-%s-0" % model
+    container = inspect(host, name)
+    host_config = container["HostConfig"]
+    assert host_config["CapDrop"] == ["ALL"]
+    assert (host_config["CapAdd"] or []) == PLANNED_CAP_ADD
+    assert host_config["GroupAdd"] == [DEVICE_GID] and not host_config["Privileged"]
+    # vLLM stays its image's root (without capabilities, the group opens the 0660 nodes); the server runs as its user.
+    assert container["Config"]["User"] == ("%s:%s" % (uid, uid) if model == "tiny-mtp" else "")
+    assert host.check_output("docker exec %s id -u" % name) == uid
+    assert DEVICE_GID in host.check_output("docker exec %s id -G" % name).split()
+    status = dict(line.split(":", 1) for line in host.check_output("docker exec %s cat /proc/1/status" % name).splitlines() if ":" in line)
+    assert int(status["CapEff"].strip(), 16) == 0 and int(status["CapPrm"].strip(), 16) == 0
+    # ... and it still serves.
+    url = "http://%s:%d/v1/models" % (host_address(host), placements[model]["port"])
+    assert requests.get(url, headers={"Authorization": "Bearer " + API_KEY}, timeout=30).status_code == 200
+
+
 def test_transformers_image_was_built_on_the_host(host, placements):
     container = inspect(host, "npu-fleet-tiny-mtp-0")
     assert container["Config"]["Image"].startswith("npu-fleet/transformers-server:")
@@ -147,6 +172,13 @@ def test_the_key_is_a_root_only_file_and_in_no_container_setting_or_log(host):
     key_file = host.file("/etc/npu-fleet/secrets/api-key")
     assert key_file.mode == 0o400 and key_file.user == "root" and key_file.content_string == API_KEY
     assert host.file("/etc/npu-fleet/secrets").mode == 0o700
+    # The non-root server reads its own copy, which only its uid may read, in the same root-only directory.
+    server_copy = host.file("/etc/npu-fleet/secrets/api-key.server")
+    assert server_copy.mode == 0o400 and server_copy.uid == int(SERVER_UID) and server_copy.content_string == API_KEY
+    key_mounts = {
+        "npu-fleet-qwen3-8b-0": "/etc/npu-fleet/secrets/api-key:/run/secrets/npu-fleet-api-key:ro",
+        "npu-fleet-tiny-mtp-0": "/etc/npu-fleet/secrets/api-key.server:/run/secrets/npu-fleet-api-key:ro",
+    }
     for name in host.check_output("docker ps -a --format '{{.Names}}'").split():
         inspected = host.check_output("docker inspect %s" % name)
         assert API_KEY not in inspected, name
@@ -154,7 +186,7 @@ def test_the_key_is_a_root_only_file_and_in_no_container_setting_or_log(host):
         if name.startswith("npu-fleet-") and name != "npu-fleet-gateway":
             container = json.loads(inspected)[0]
             assert "no-new-privileges" in container["HostConfig"]["SecurityOpt"]
-            assert "/etc/npu-fleet/secrets/api-key:/run/secrets/npu-fleet-api-key:ro" in container["HostConfig"]["Binds"]
+            assert key_mounts[name] in container["HostConfig"]["Binds"], name
     # ... and the replicas still require it (the entrypoint handed it to vLLM, the server read its file).
     address = host_address(host)
     for port in (

@@ -40,8 +40,8 @@ HOSTS = (HOST_A, HOST_B)
 LLAMA, QWEN = "llama-3.1-8b", "qwen3-8b"
 PROFILE = "/etc/npu-emulator/profile.yml"
 FWKACLLIB = "/usr/local/Ascend/ascend-toolkit/latest/fwkacllib"
-# The exact name of the first task of the serve play: the fault injector kills a host as it starts.
-SERVE_STAGE_TASK = "Record the stage this host is in (the report names where a host stopped)"
+# The exact name of the task that opens the serve stage: the fault injector kills a host as it starts.
+SERVE_STAGE_TASK = "Record that this host reached the serve stage"
 
 
 def project():

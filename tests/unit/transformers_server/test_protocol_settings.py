@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -125,6 +126,33 @@ def test_missing_model_directory(tmp_path):
         from_env({})
     with pytest.raises(SettingsError, match="is not a directory"):
         from_env({"NPU_SERVE_MODEL": str(tmp_path / "absent")})
+
+
+def deny(monkeypatch, *denied):
+    """The server's view without capabilities: os.access refuses these paths (the tests may run as root, which reads all)."""
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kwargs: str(path) not in denied and real(path, mode, **kwargs))
+
+
+def test_a_model_directory_the_server_cannot_read_is_told_at_start(tmp_path, monkeypatch):
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        (tmp_path / name).write_text("{}")
+    (tmp_path / "config.json").chmod(0o600)
+    deny(monkeypatch, str(tmp_path / "config.json"))
+    with pytest.raises(SettingsError) as error:
+        from_env(env_for(tmp_path))
+    message = str(error.value)
+    assert "%s cannot be read by this server (uid %d" % (tmp_path / "config.json", os.getuid()) in message
+    assert "chmod -R a+rX" in message and "model.safetensors" not in message
+    deny(monkeypatch, str(tmp_path))
+    with pytest.raises(SettingsError, match="NPU_SERVE_MODEL=%s: %s cannot be read" % (tmp_path, tmp_path)):
+        from_env(env_for(tmp_path))
+
+
+def test_a_key_file_the_server_cannot_read_names_its_uid(tmp_path):
+    with pytest.raises(SettingsError) as error:
+        from_env(env_for(tmp_path, API_KEY_FILE=str(tmp_path / "absent-key")))
+    assert "cannot be read by uid %d" % os.getuid() in str(error.value) and "copy owned by the user" in str(error.value)
 
 
 def test_admission_queues_then_refuses():

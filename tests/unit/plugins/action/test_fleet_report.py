@@ -186,7 +186,17 @@ def test_report_play_writes_markdown_and_json_then_fails_on_the_unhealthy_replic
     ) in flat, flat[-3000:]
 
     report = json.loads((report_dir / "report.json").read_text())
-    assert sorted(report) == ["gateways", "hosts", "kind", "notes", "open_hosts", "rows", "totals", "unplaced"]  # no markdown in the JSON
+    assert sorted(report) == [
+        "gateways",
+        "hosts",
+        "kind",
+        "notes",
+        "open_hosts",
+        "rows",
+        "sources",
+        "totals",
+        "unplaced",
+    ]  # no markdown in the JSON
     assert report["open_hosts"] == []  # no host served without a key
     assert report["kind"] == "deploy" and report["totals"]["unhealthy"] == sum(1 for row in report["rows"] if not row["healthy"]) > 1
     assert report["gateways"] == {"router": [], "models": {}}  # no gateway in this play

@@ -5,8 +5,7 @@ One test per case. Inputs are real: npu-smi captures from tests/unit/fixtures/np
 tests/unit/fixtures/models (their sources are in the SOURCES.md / SOURCE.md files there), cut or altered here.
 Safetensors headers are written with the tensor names and shapes of the real Qwen3-8B config (the corpus has
 configs, no weights). Planner hosts are built as npu_facts returns them (tests/unit/builders.py) or parsed
-from a capture. Not covered: a catalogue ``source`` field (issue #17 names it, but the catalogue has no such
-field yet).
+from a capture. A ``source`` without the fields it needs is here; every other source rule is in test__catalogue.py.
 """
 
 import json
@@ -95,6 +94,30 @@ def test_unknown_catalogue_field_names_the_field_it_resembles(field, guess):
 def test_unknown_field_without_a_likely_meaning_lists_what_is_allowed():
     message = refused([{"name": "qwen3-8b", "path": "/m", "colour": "blue"}])
     assert "unknown field(s) colour; allowed:" in message and "did you mean" not in message
+
+
+@pytest.mark.parametrize(
+    "source, says",
+    [
+        (
+            {"type": "hub", "revision": "0" * 40},
+            "source: type hub needs repo, the repository id such as Qwen/Qwen3-8B",
+        ),
+        (
+            {"type": "hub", "repo": "Qwen/Qwen3-8B"},
+            "source: type hub needs revision, the commit to download: pin the 40-character sha the hub shows under "
+            "'Files and versions' (a branch name such as main is accepted, with a warning)",
+        ),
+        (
+            {"type": "controller"},
+            "source type controller needs source.path, the checkpoint directory on the controller (or the entry's path)",
+        ),
+        ({"type": "git"}, "source: type must be one of host, controller, hub, got 'git'"),
+    ],
+)
+def test_a_source_without_the_fields_it_needs(source, says):
+    message = refused([{"name": "qwen3-8b", "source": source}])
+    assert message == "npu_fleet_models[0] (qwen3-8b): " + says
 
 
 @pytest.mark.parametrize("replicas", [-1, "-2"])

@@ -6,15 +6,18 @@ install tree is built by the emulator's own functions (tests/emulator/emulator_i
 under tmp_path, or from corpus version files.
 """
 
+import grp
 import json
 import os
 import platform
 import shutil
+import stat
 import sys
 
 import pytest
 
 from ansible_collections.npu.fleet.plugins.module_utils._listen_ports import parse_ss_listening
+from ansible_collections.npu.fleet.plugins.module_utils._npu_discovery import device_access
 from ansible_collections.npu.fleet.plugins.modules import npu_facts
 
 from emulated_host import EMULATOR_DIR, dev_dir, emulated_host, executable, profile_named, run
@@ -341,6 +344,7 @@ def test_saved_output_file(tmp_path, capsys):
         "nnal_version",
         "fwkacllib_path",
         "driver_mounts",
+        "device_access",
         "docker_runtime",
         "arch",
     ):
@@ -490,3 +494,50 @@ def test_listening_ports_come_from_ss_on_the_host(tmp_path, monkeypatch, capsys,
     result = run(capsys, emulated_host(tmp_path / "b", monkeypatch, profile_named("a2-910b4-8x32g")))
     assert result["ansible_facts"]["npu"]["listening_ports"] is None
     assert any("ss (iproute2) not found" in warning for warning in warned)
+
+
+# ------------------------------------------------------------------------------ device access
+
+
+def test_device_access_of_a_host_as_the_driver_makes_it():
+    """crw-rw---- HwHiAiUser HwHiAiUser on every node (Ascend driver install; ls -l /dev/davinci* on an Atlas host)."""
+    nodes = dict(("/dev/" + name, (1000, 1000, stat.S_IFCHR | 0o660)) for name in ("davinci0", "davinci1", "davinci_manager"))
+    assert device_access(nodes, {1000: "HwHiAiUser"}.get) == {
+        "nodes": {
+            "/dev/davinci0": {"uid": 1000, "gid": 1000, "mode": "0660"},
+            "/dev/davinci1": {"uid": 1000, "gid": 1000, "mode": "0660"},
+            "/dev/davinci_manager": {"uid": 1000, "gid": 1000, "mode": "0660"},
+        },
+        "gid": 1000,
+        "group": "HwHiAiUser",
+    }
+
+
+def test_device_access_with_nodes_of_different_groups_or_none():
+    nodes = {"/dev/davinci0": (0, 0, stat.S_IFCHR | 0o600), "/dev/hisi_hdc": (0, 44, stat.S_IFCHR | 0o2666)}
+    facts = device_access(nodes, lambda gid: None)
+    assert facts["gid"] is None and facts["group"] is None
+    assert facts["nodes"]["/dev/davinci0"]["mode"] == "0600" and facts["nodes"]["/dev/hisi_hdc"]["mode"] == "2666"
+    assert device_access({}, lambda gid: "x") == {"nodes": {}, "gid": None, "group": None}
+
+
+def test_device_access_is_read_from_the_nodes_of_the_host(tmp_path, capsys):
+    """Every davinci<N> and manager node under dev_dir, named /dev/<name>, with its owner, group and mode."""
+    args = corpus_host(tmp_path, atlas_800i_a2_answers())
+    for name in os.listdir(args["dev_dir"]):
+        os.chmod(os.path.join(args["dev_dir"], name), 0o660)
+    os.chmod(os.path.join(args["dev_dir"], "hisi_hdc"), 0o640)
+    os.unlink(os.path.join(args["dev_dir"], "devmm_svm"))
+    access = run(capsys, args)["ansible_facts"]["npu"]["device_access"]
+    expected = ["/dev/davinci%d" % number for number in range(8)] + ["/dev/davinci_manager", "/dev/hisi_hdc"]
+    assert sorted(access["nodes"]) == sorted(expected)
+    assert access["nodes"]["/dev/davinci7"] == {"uid": os.getuid(), "gid": os.getgid(), "mode": "0660"}
+    assert access["nodes"]["/dev/hisi_hdc"]["mode"] == "0640"
+    assert access["gid"] == os.getgid() and access["group"] == grp.getgrgid(os.getgid()).gr_name
+
+
+def test_device_access_without_nodes(tmp_path, capsys):
+    args = corpus_host(tmp_path, atlas_800i_a2_answers())
+    shutil.rmtree(args["dev_dir"])
+    access = run(capsys, args)["ansible_facts"]["npu"]["device_access"]
+    assert access == {"nodes": {}, "gid": None, "group": None}

@@ -162,11 +162,30 @@ def _api_key(env) -> Optional[str]:
             with open(path, encoding="utf-8") as handle:
                 key = handle.read().strip()
         except OSError as exc:
-            raise SettingsError("%sAPI_KEY_FILE=%s cannot be read: %s" % (PREFIX, path, exc.strerror)) from None
+            raise SettingsError(
+                "%sAPI_KEY_FILE=%s cannot be read by uid %d: %s (the serve role mounts a copy owned by the user the server "
+                "runs as)" % (PREFIX, path, os.getuid(), exc.strerror)
+            ) from None
         if not key:
             raise SettingsError("%sAPI_KEY_FILE=%s is empty" % (PREFIX, path))
         return key
     return inline
+
+
+def _unreadable(model_path: str, shown: int = 3) -> list:
+    """The first few entries of the model directory this process cannot read (the directory itself, its files and
+    subdirectories, one level deep): told at start instead of as a loader error in the middle of loading."""
+    if not os.access(model_path, os.R_OK | os.X_OK):
+        return [model_path]
+    found = []
+    for name in sorted(os.listdir(model_path)):
+        path = os.path.join(model_path, name)
+        wanted = os.R_OK | os.X_OK if os.path.isdir(path) else os.R_OK
+        if not os.access(path, wanted):
+            found.append(path)
+            if len(found) == shown:
+                break
+    return found
 
 
 def from_env(env: Optional[Mapping[str, str]] = None) -> Settings:
@@ -176,6 +195,13 @@ def from_env(env: Optional[Mapping[str, str]] = None) -> Settings:
         raise SettingsError("%sMODEL is not set: give the model directory inside the container" % PREFIX)
     if not os.path.isdir(model_path):
         raise SettingsError("%sMODEL=%s is not a directory: mount the model there (read-only is enough)" % (PREFIX, model_path))
+    unreadable = _unreadable(model_path)
+    if unreadable:
+        raise SettingsError(
+            "%sMODEL=%s: %s cannot be read by this server (uid %d, without capabilities, so not even root reads past the "
+            "files' modes): make the model directory readable by everyone on the host (chmod -R a+rX), as model files usually are"
+            % (PREFIX, model_path, ", ".join(unreadable), os.getuid())
+        )
     served = _text(env, "SERVED_MODEL_NAME") or os.path.basename(os.path.normpath(model_path))
     penalty = _float(env, "REPETITION_PENALTY", None)
     return Settings(
