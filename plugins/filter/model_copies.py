@@ -13,7 +13,7 @@ author:
   - npu.fleet engineers (@npu-fleet)
 description:
   - From M(npu.fleet.model_files) results run on the host with C(expected_files) (the controller copy's files and
-    checksums; each with the M(npu.fleet.model_sources_here#filter) record as C(item)), the files to copy - missing,
+    checksums; each with the P(npu.fleet.model_sources_here#filter) record as C(item)), the files to copy - missing,
     of another size or checksum, or failing verification - and nothing else.
 positional: _input
 options:

@@ -12,7 +12,7 @@ version_added: 0.3.0
 author:
   - npu.fleet engineers (@npu-fleet)
 description:
-  - Joins the M(npu.fleet.model_sources_here#filter) records of a host with the results of the sources stage - the
+  - Joins the P(npu.fleet.model_sources_here#filter) records of a host with the results of the sources stage - the
     final M(npu.fleet.model_files) check, the M(npu.fleet.hub_fetch) downloads and the file copies - into one row per
     model - source, revision, directory, bytes on disk, bytes fetched and files copied by this run.
 positional: _input, verified, fetched, copied

@@ -39,17 +39,22 @@ options:
     description: Seconds to wait for all jobs before failing (the async jobs go on running).
     type: int
     default: 21600
+extends_documentation_fragment:
+  - action_common_attributes
+  - action_common_attributes.flow
 attributes:
   action:
     support: full
   async:
     support: none
+  bypass_host_loop:
+    support: none
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
+  platform:
+    platforms: posix
 seealso:
   - module: npu.fleet.hub_fetch
   - module: ansible.builtin.async_status
