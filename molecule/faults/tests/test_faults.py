@@ -13,8 +13,9 @@ each test leaves the fleet as the next one expects):
    another port and the report says why;
 4. a chip in alarm under a running replica: fleet-status.yml names it and fails;
    the next deploy moves that replica and leaves the others where they are;
-5. a broken model directory (config.json, a missing shard): one clear error
-   naming the model and the file, and nothing running stops;
+5. a broken model directory (config.json on the controller, a shard missing on
+   a host): one clear error naming the model (and host) and the file, and
+   nothing running stops;
 6. a host that fails preflight receives nothing while the other deploys; the
    report names it; once fixed, the next run converges it;
 7. a host lost mid-run (its emulator killed between two stages): the other host
@@ -275,6 +276,22 @@ def test_a_broken_model_directory_stops_the_run_before_anything_running_is_touch
     assert QWEN in done.flat and str(broken / "config.json") in done.flat, done.text[-3000:]
     assert "Traceback" not in done.text
     assert fleet() == before
+
+
+def test_a_missing_shard_on_a_host_stops_that_host_before_anything_running_is_touched(tmp_path):
+    shard = on(HOST_B, "cd /models/llama-3.1-8b && ls model-*.safetensors | head -1").strip()
+    on(HOST_B, "mv /models/llama-3.1-8b/%s /root/%s" % (shard, shard))
+    try:
+        before = fleet()
+        done = deploy(tmp_path, "shard", [llama(), qwen()])
+        assert done.returncode != 0
+        # One message naming the host, the model directory and the file; the other host is not held up.
+        assert HOST_B in done.flat and "/models/llama-3.1-8b" in done.flat and shard in done.flat, done.text[-3000:]
+        assert "Traceback" not in done.text
+        assert fleet() == before
+        assert rows(done.report)[(LLAMA, 0)]["healthy"]
+    finally:
+        on(HOST_B, "mv /root/%s /models/llama-3.1-8b/%s" % (shard, shard))
 
 
 # --------------------------------------------------------------------------- 6: a host that fails preflight
