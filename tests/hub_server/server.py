@@ -212,10 +212,12 @@ class HubServer:
         """Bytes of file content sent since the log was last cleared."""
         return sum(r.sent for r in self.records())
 
-    def _take_cut(self, repo_id: Optional[str], path: str) -> Optional[Cut]:
+    def _take_cut(self, repo_id: Optional[str], path: str, length: int) -> Optional[Cut]:
+        """The cut for a response of ``length`` bytes of ``path``: only a response longer than the cut's
+        ``after`` takes it (a short read of the same file, such as a client reading the header, does not)."""
         with self._lock:
             for cut in self.cuts:
-                if cut.file == path and cut.times > 0 and (cut.repo is None or cut.repo == repo_id):
+                if cut.file == path and cut.times > 0 and cut.after < length and (cut.repo is None or cut.repo == repo_id):
                     cut.times -= 1
                     return Cut(cut.file, cut.after, 1, cut.then_stop, cut.repo)
         return None
@@ -355,7 +357,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if head or not length:
             return
-        cut = self.hub._take_cut(repo_id, entry.path)
+        cut = self.hub._take_cut(repo_id, entry.path, length)
         limit = length if cut is None else min(length, cut.after)
         sent = 0
         began = time.monotonic()

@@ -151,9 +151,21 @@ def test_a_malformed_manifest_fails_with_the_entry(tmp_path, capsys):
     assert result["msg"] == "expected_files[0]: name '../../etc/shadow' is not a plain relative path inside the model directory"
 
 
-def test_path_is_required(capsys):
+def test_path_or_paths_is_required(capsys):
     result = _run(capsys, {})
-    assert result["failed"] is True and "missing required arguments: path" in result["msg"]
+    assert result["failed"] is True and "one of the following is required: path, paths" in result["msg"]
+
+
+def test_paths_checks_every_directory_in_one_run_and_names_each_problem(tmp_path, capsys):
+    good, empty = checkpoint(str(tmp_path / "good")), tmp_path / "empty"
+    empty.mkdir()
+    (empty / "config.json").write_text("{}")
+    result = _run(capsys, {"paths": [str(good), str(empty)], "host_name": "npu-a2-01"})
+    assert result["failed"] is True
+    assert [(item["directory"], item["ok"]) for item in result["directories"]] == [(good, True), (str(empty), False)]
+    assert result["msg"].startswith("npu-a2-01: %s" % empty) and good not in result["msg"]
+    passed = _run(capsys, {"paths": [good]})
+    assert passed.get("failed") is not True and passed["directories"][0]["bytes"] > 0
 
 
 def test_negative_need_bytes(tmp_path, capsys):
