@@ -33,6 +33,7 @@ import re
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 __all__ = [
+    "HUB_ARGUMENT_SPEC",
     "DEFAULT_ALLOW_PATTERNS",
     "DEFAULT_ENDPOINTS",
     "DEFAULT_REVISIONS",
@@ -48,6 +49,17 @@ __all__ = [
     "revision_warning",
     "select_files",
 ]
+
+# The options npu.fleet.hub_profile and npu.fleet.hub_fetch share: which repository, where, as whom.
+HUB_ARGUMENT_SPEC = {
+    "hub": {"type": "str", "choices": ["huggingface", "modelscope"], "default": "huggingface"},
+    "repo": {"type": "str", "required": True},
+    "revision": {"type": "str"},
+    "endpoint": {"type": "str"},
+    "token": {"type": "str", "no_log": True},
+    "allow_patterns": {"type": "list", "elements": "str"},
+    "ignore_patterns": {"type": "list", "elements": "str"},
+}
 
 HUBS = ("huggingface", "modelscope")
 DEFAULT_ENDPOINTS = {"huggingface": "https://huggingface.co", "modelscope": "https://www.modelscope.cn"}

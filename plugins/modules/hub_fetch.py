@@ -267,21 +267,15 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.npu.fleet.plugins.module_utils._hub_fetch import FetchError, fetch_hub
-from ansible_collections.npu.fleet.plugins.module_utils._hub_source import redact
+from ansible_collections.npu.fleet.plugins.module_utils._hub_source import HUB_ARGUMENT_SPEC, redact
 
 
 def main():
     """Argument spec, one call into module_utils, error mapping."""
     module = AnsibleModule(
         argument_spec={
-            "hub": {"type": "str", "choices": ["huggingface", "modelscope"], "default": "huggingface"},
-            "repo": {"type": "str", "required": True},
-            "revision": {"type": "str"},
-            "endpoint": {"type": "str"},
-            "token": {"type": "str", "no_log": True},
+            **HUB_ARGUMENT_SPEC,
             "dest": {"type": "path", "required": True},
-            "allow_patterns": {"type": "list", "elements": "str"},
-            "ignore_patterns": {"type": "list", "elements": "str"},
             "verify": {"type": "str", "choices": ["cached", "full", "size"], "default": "cached"},
             "max_workers": {"type": "int", "default": 4},
             "timeout": {"type": "int", "default": 60},

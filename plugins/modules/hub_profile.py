@@ -201,20 +201,14 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.npu.fleet.plugins.module_utils._hub_profile import HubProfileError, profile_hub
-from ansible_collections.npu.fleet.plugins.module_utils._hub_source import redact
+from ansible_collections.npu.fleet.plugins.module_utils._hub_source import HUB_ARGUMENT_SPEC, redact
 
 
 def main():
     """Argument spec, one call into module_utils, error mapping."""
     module = AnsibleModule(
         argument_spec={
-            "hub": {"type": "str", "choices": ["huggingface", "modelscope"], "default": "huggingface"},
-            "repo": {"type": "str", "required": True},
-            "revision": {"type": "str"},
-            "endpoint": {"type": "str"},
-            "token": {"type": "str", "no_log": True},
-            "allow_patterns": {"type": "list", "elements": "str"},
-            "ignore_patterns": {"type": "list", "elements": "str"},
+            **HUB_ARGUMENT_SPEC,
             "dtype": {"type": "str", "choices": ["auto", "bfloat16", "float16", "float32"]},
             "timeout": {"type": "int", "default": 30},
         },
