@@ -108,7 +108,11 @@ def body_requests(file=None, larger_than=2**20):
     return [
         r
         for r in records
-        if r["method"] == "GET" and r.get("file") and r.get("api") in ("cdn", "hf") and (file is None or r["file"] == file)
+        if r["method"] == "GET"
+        and r.get("file")
+        and r.get("api") in ("cdn", "hf")
+        and (file is None or r["file"] == file)
+        and r.get("sent", 0) > larger_than
     ]
 
 
